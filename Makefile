@@ -1,0 +1,78 @@
+# Two commands do everything on a fresh machine: `make test` and `make book`.
+# Each creates .venv and installs requirements.txt first (only when they changed).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Use the project's shared, offline copies of the data when they sit beside the checkout.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/tinyshakespeare.txt),)
+export TINYGPT_DATA_DIR ?= $(SHARED_DATA)
+export TIKTOKEN_CACHE_DIR ?= $(SHARED_DATA)/tiktoken-cache
+endif
+# Plots render to files, never to a window; notebooks and tests run with a fixed thread count.
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg -p no:cacheprovider
+
+.PHONY: help install test unit nbval notebooks book assets lint clean
+
+help:
+	@echo "make test       unit tests + every notebook re-executed and compared (nbval)"
+	@echo "make book       build the HTML book into _build/html"
+	@echo "make notebooks  re-execute every notebook in place (refresh committed outputs)"
+	@echo "make lint       ruff"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(PYTEST_NBVAL) --durations=15
+
+unit: install
+	$(BIN)/python -m pytest tests
+
+nbval: install
+	$(BIN)/python -m pytest $(NOTEBOOKS) $(PYTEST_NBVAL)
+
+# Re-execute notebooks in a fresh kernel, top to bottom; outputs (and widget state) are saved.
+# One notebook: make notebooks NB=book/01_tokenization.ipynb
+notebooks: install
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=900 \
+	  --ExecutePreprocessor.record_timing=False $(if $(NB),$(NB),$(NOTEBOOKS))
+
+# MathJax and the widget renderer come from npm at build time, so the book works offline.
+assets/static/.stamp: assets/package.json assets/package-lock.json
+	cd assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf assets/static && mkdir -p assets/static/mathjax assets/static/widgets
+	cp assets/node_modules/mathjax/es5/tex-chtml.js assets/static/mathjax/
+	mkdir -p assets/static/mathjax/output/chtml assets/static/mathjax/input/tex
+	cp -r assets/node_modules/mathjax/es5/output/chtml/fonts assets/static/mathjax/output/chtml/
+	cp -r assets/node_modules/mathjax/es5/input/tex/extensions assets/static/mathjax/input/tex/
+	cp -r assets/node_modules/mathjax/es5/ui assets/static/mathjax/
+	cd assets/node_modules/@jupyter-widgets/html-manager/dist && \
+	  cp embed.js *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/assets/static/widgets/
+	touch $@
+
+assets: assets/static/.stamp
+
+book: install assets
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo
+	@echo "The book is built. Open file://$(CURDIR)/_build/html/index.html"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks book
+
+clean:
+	rm -rf _build assets/static assets/node_modules
