@@ -139,3 +139,10 @@ def test_get_batch_targets_are_inputs_shifted_by_one():
 def test_get_batch_rejects_too_short_data():
     with pytest.raises(ValueError, match="block_size=16"):
         get_batch(torch.arange(10), 2, 16)
+
+
+def test_gpt2_token_splits():
+    train, val = data.gpt2_token_splits()
+    assert train.dtype == val.dtype == torch.long
+    assert (len(train), len(val)) == (301_966, 36_059)
+    assert train[:3].tolist() == [5962, 22307, 25]  # "First", " Citizen", ":"

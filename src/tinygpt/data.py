@@ -156,3 +156,16 @@ def get_batch(
     x = torch.stack([data[i : i + block_size] for i in starts.tolist()])  # (B, T)
     y = torch.stack([data[i + 1 : i + 1 + block_size] for i in starts.tolist()])  # (B, T)
     return x.to(device), y.to(device)
+
+
+def gpt2_token_splits(text: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tiny Shakespeare split 90/10 by characters, then each half encoded with GPT-2's BPE.
+
+    Returns (train, val) 1-D int64 tensors of token ids: 301,966 and 36,059 tokens.
+    """
+    from tinygpt.tokenizer import gpt2_encoding
+
+    enc = gpt2_encoding()
+    train_text, val_text = split_text(load_text() if text is None else text)
+    return (torch.tensor(enc.encode_ordinary(train_text), dtype=torch.long),
+            torch.tensor(enc.encode_ordinary(val_text), dtype=torch.long))
