@@ -12,8 +12,6 @@ ifneq ($(wildcard $(SHARED_DATA)/tinyshakespeare.txt),)
 export TINYGPT_DATA_DIR ?= $(SHARED_DATA)
 export TIKTOKEN_CACHE_DIR ?= $(SHARED_DATA)/tiktoken-cache
 endif
-# Plots render to files, never to a window; notebooks and tests run with a fixed thread count.
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))

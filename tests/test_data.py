@@ -68,11 +68,14 @@ def test_second_fetch_uses_local_copy(server, tmp_path):
     assert fetch(remote(server, "gone.txt"), tmp_path).read_bytes() == GOOD
 
 
-@pytest.mark.parametrize("path, words", [
-    ("corrupt.txt", "sha256"),
-    ("error.txt", "500"),
-    ("truncated.txt", "corpus.txt"),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("corrupt.txt", "sha256"),
+        ("error.txt", "500"),
+        ("truncated.txt", "corpus.txt"),
+    ],
+)
 def test_bad_download_leaves_nothing_and_says_what_to_do(server, tmp_path, path, words):
     with pytest.raises(DataError) as info:
         fetch(remote(server, path), tmp_path)

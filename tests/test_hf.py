@@ -16,8 +16,9 @@ CONFIGS = [
 
 
 def hf_gpt2(**kwargs) -> GPT2LMHeadModel:
-    config = GPT2Config(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=0, eos_token_id=0, **kwargs)
+    config = GPT2Config(
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, **kwargs
+    )
     return GPT2LMHeadModel(config).eval()
 
 

@@ -17,10 +17,17 @@ def test_config_names_both_numbers_when_heads_do_not_divide():
         GPTConfig(n_embd=130, n_head=4)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("n_layer", 0), ("vocab_size", -1), ("block_size", 2.5), ("n_head", True), ("dropout", 1.0),
-    ("attn_implementation", "flash"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("n_layer", 0),
+        ("vocab_size", -1),
+        ("block_size", 2.5),
+        ("n_head", True),
+        ("dropout", 1.0),
+        ("attn_implementation", "flash"),
+    ],
+)
 def test_config_rejects_invalid_values(field, value):
     with pytest.raises(ValueError, match=field):
         GPTConfig(**{field: value})

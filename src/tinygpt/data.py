@@ -102,6 +102,9 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 30.0) -> Path:
                 f"{digest.hexdigest()}, not {remote.sha256}; the file was discarded. "
                 + _advice(remote, dest.parent)
             )
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give it normal rights
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -167,5 +170,7 @@ def gpt2_token_splits(text: str | None = None) -> tuple[torch.Tensor, torch.Tens
 
     enc = gpt2_encoding()
     train_text, val_text = split_text(load_text() if text is None else text)
-    return (torch.tensor(enc.encode_ordinary(train_text), dtype=torch.long),
-            torch.tensor(enc.encode_ordinary(val_text), dtype=torch.long))
+    return (
+        torch.tensor(enc.encode_ordinary(train_text), dtype=torch.long),
+        torch.tensor(enc.encode_ordinary(val_text), dtype=torch.long),
+    )

@@ -13,7 +13,10 @@ from tinygpt.model import GPT, GPTConfig
 
 # Hugging Face GPT-2 layers that are Conv1D, i.e. whose weight is the transpose of ours.
 CONV1D_WEIGHTS = (
-    "attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"
+    "attn.c_attn.weight",
+    "attn.c_proj.weight",
+    "mlp.c_fc.weight",
+    "mlp.c_proj.weight",
 )
 # Buffers some transformers versions keep in the state dict (the causal mask): not parameters.
 HF_BUFFERS = (".attn.bias", ".attn.masked_bias")
@@ -26,8 +29,10 @@ def config_from_hf(hf_config) -> GPTConfig:
             f"only an MLP width of 4·n_embd is supported, got n_inner={hf_config.n_inner}"
         )
     if hf_config.activation_function != "gelu_new":
-        raise ValueError(f"only GPT-2's tanh GELU ('gelu_new') is supported, got "
-                         f"{hf_config.activation_function!r}")
+        raise ValueError(
+            f"only GPT-2's tanh GELU ('gelu_new') is supported, got "
+            f"{hf_config.activation_function!r}"
+        )
     return GPTConfig(
         vocab_size=hf_config.vocab_size,
         block_size=hf_config.n_positions,
@@ -76,8 +81,10 @@ def from_hf_state_dict(hf_state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def to_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our state dict -> Hugging Face GPT-2's (the same loop: transposing is its own inverse)."""
-    return {name: tensor.t() if name.endswith(CONV1D_WEIGHTS) else tensor
-            for name, tensor in state.items()}
+    return {
+        name: tensor.t() if name.endswith(CONV1D_WEIGHTS) else tensor
+        for name, tensor in state.items()
+    }
 
 
 def from_hf(hf_model) -> GPT:

@@ -130,8 +130,10 @@ class BPETokenizer:
             merges[pair] = new_id
             vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
             if verbose:
-                print(f"merge {new_id - 255}: {vocab[pair[0]]!r} + {vocab[pair[1]]!r} "
-                      f"-> {vocab[new_id]!r} ({pair_counts[pair]} times)")
+                print(
+                    f"merge {new_id - 255}: {vocab[pair[0]]!r} + {vocab[pair[1]]!r} "
+                    f"-> {vocab[new_id]!r} ({pair_counts[pair]} times)"
+                )
             for w in list(where[pair]):
                 ids, f = words[w], freqs[w]
                 for p in pairs_of(ids):  # take the word's old pairs out ...
@@ -159,8 +161,9 @@ class BPETokenizer:
         enc = gpt2_encoding() if encoding is None else encoding
         specials = {s: enc.encode_single_token(s) for s in enc.special_tokens_set}
         special_ids = set(specials.values())
-        vocab = {i: enc.decode_single_token_bytes(i) for i in range(enc.n_vocab)
-                 if i not in special_ids}
+        vocab = {
+            i: enc.decode_single_token_bytes(i) for i in range(enc.n_vocab) if i not in special_ids
+        }
         rank = {b: i for i, b in vocab.items()}
         merges: dict[Pair, int] = {}
         for token_id in sorted(vocab, key=lambda i: (len(vocab[i]) > 1, i)):
@@ -169,8 +172,10 @@ class BPETokenizer:
                 continue
             parts = [bytes([b]) for b in token]
             while len(parts) > 2:
-                best = min(range(len(parts) - 1),
-                           key=lambda j: rank.get(parts[j] + parts[j + 1], float("inf")))
+                best = min(
+                    range(len(parts) - 1),
+                    key=lambda j: rank.get(parts[j] + parts[j + 1], float("inf")),
+                )
                 if rank.get(parts[best] + parts[best + 1], float("inf")) >= token_id:
                     break
                 parts[best : best + 2] = [parts[best] + parts[best + 1]]
@@ -227,5 +232,7 @@ class BPETokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
-                f"special_tokens={len(self.special_tokens)})")
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+            f"special_tokens={len(self.special_tokens)})"
+        )

@@ -1,0 +1,611 @@
+"""Training (Chapter 6): the loop, its schedule, evaluation, checkpoints and resuming.
+
+``train(model_config, train_config)`` is the whole story in one function a reader can follow:
+AdamW (weight decay only on matrices), linear warmup then cosine decay, gradient clipping,
+periodic evaluation on the validation split, the best checkpoint kept, early stopping, metrics
+as JSON lines, and exact resumption from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from tinygpt import checkpoint as ckpt
+from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
+from tinygpt.model import GPT, GPTConfig
+from tinygpt.vocab import RestrictedVocab
+
+GPT2_VOCAB_SIZE = 50257
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Invalid values raise a ValueError that names the field."""
+
+    batch_size: int = 32  # B
+    max_steps: int = 3000
+    learning_rate: float = 2e-3  # peak, reached after warmup
+    min_lr: float = 1e-4  # where cosine decay ends
+    warmup_steps: int = 100
+    lr_schedule: str = "cosine"  # "cosine" or "constant"
+    weight_decay: float = 0.1  # on matrices only (embeddings and Linear weights)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    eval_interval: int = 100  # steps between validation estimates
+    eval_batches: int = 20  # batches per validation estimate
+    patience: int = 0  # stop after this many evaluations without improvement; 0 = never
+    restrict_vocab: bool = True  # model only the GPT-2 tokens the training split uses
+    vocab_min_count: int = 1  # tokens rarer than this in training join the unknown bucket
+    seed: int = 1337
+    device: str = "auto"  # "auto" picks cuda > mps > cpu
+    dtype: str = "float32"  # or "bfloat16" (autocast) where the device supports it
+    compile: bool = False  # torch.compile the model
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none. The LR schedule follows it too.
+    log_interval: int = 10
+
+    def __post_init__(self) -> None:
+        positive = (
+            "batch_size",
+            "max_steps",
+            "eval_interval",
+            "eval_batches",
+            "log_interval",
+            "vocab_min_count",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "patience", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "max_minutes"):
+            if not getattr(self, name) >= 0.0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        if self.learning_rate == 0.0:
+            raise ValueError("learning_rate must be positive, got 0")
+        if self.min_lr > self.learning_rate:
+            raise ValueError(
+                f"min_lr ({self.min_lr}) must not exceed learning_rate ({self.learning_rate})"
+            )
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
+            "cuda:"
+        ):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+
+
+# The original project's configuration, and the recipe this book arrives at in Chapter 6.
+PRESETS: dict[str, tuple[dict, dict]] = {
+    "seed": (
+        dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, tie_weights=False),
+        dict(
+            batch_size=64,
+            learning_rate=1e-3,
+            min_lr=1e-3,
+            warmup_steps=0,
+            lr_schedule="constant",
+            weight_decay=0.0,
+            grad_clip=0.0,
+            restrict_vocab=False,
+        ),
+    ),
+    "default": (
+        dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.2, tie_weights=True),
+        dict(batch_size=32),
+    ),
+}
+
+
+def preset(name: str, **overrides) -> tuple[GPTConfig, TrainConfig]:
+    """The model and training configs of a named preset, with fields overridden by name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    model_kwargs, train_kwargs = dict(PRESETS[name][0]), dict(PRESETS[name][1])
+    model_fields = {f.name for f in fields(GPTConfig)}
+    train_fields = {f.name for f in fields(TrainConfig)}
+    for key, value in overrides.items():
+        if key in model_fields:
+            model_kwargs[key] = value
+        elif key in train_fields:
+            train_kwargs[key] = value
+        else:
+            raise ValueError(f"unknown config field {key!r}")
+    return GPTConfig(**model_kwargs), TrainConfig(**train_kwargs)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """cuda > mps > cpu, unless a device is named."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, dtype: str):
+    """bf16 autocast where asked and supported; otherwise a no-op context."""
+    if dtype == "bfloat16" and device.type in ("cpu", "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def lr_at(progress: float, config: TrainConfig, step: int) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine from the peak down to ``min_lr``.
+
+    ``progress`` is how far through the run we are, in [0, 1]: steps done over ``max_steps``,
+    or the share of the time budget used, whichever is further.
+    """
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    progress = min(max(progress, 0.0), 1.0)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return config.min_lr + cosine * (config.learning_rate - config.min_lr)
+
+
+def configure_optimizer(
+    model: torch.nn.Module, config: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (≥ 2-D) only: biases and norm gains are not
+    shrunk towards zero, which would only fight the normalisation they implement."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+        fused=device.type == "cuda",
+    )
+
+
+@dataclass
+class Corpus:
+    """Token ids for training and validation, in the model's (maybe restricted) id space."""
+
+    train: torch.Tensor  # model ids, for inputs and training targets
+    val: torch.Tensor  # model ids, for inputs
+    val_gpt2: torch.Tensor  # GPT-2 ids, for fair validation targets
+    vocab: RestrictedVocab | None
+    val_chars: int  # characters of the validation text
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocab.size if self.vocab else GPT2_VOCAB_SIZE
+
+
+def prepare_corpus(restrict_vocab: bool, min_count: int = 1) -> Corpus:
+    train, val = gpt2_token_splits()
+    val_chars = len(split_text(load_text())[1])
+    if not restrict_vocab:
+        return Corpus(train, val, val, None, val_chars)
+    vocab = RestrictedVocab.from_tokens(train, GPT2_VOCAB_SIZE, min_count)
+    return Corpus(vocab.to_local(train), vocab.to_local(val), val, vocab, val_chars)
+
+
+def nll(logits: torch.Tensor, targets_gpt2: torch.Tensor, vocab: RestrictedVocab | None):
+    """Per-token loss in nats, always in the full GPT-2 token space (see tinygpt.vocab)."""
+    if vocab is None:
+        return torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(), targets_gpt2.flatten(), reduction="none"
+        ).view(targets_gpt2.shape)
+    return vocab.nll(logits, targets_gpt2)
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: GPT,
+    ids: torch.Tensor,
+    ids_gpt2: torch.Tensor,
+    vocab: RestrictedVocab | None,
+    batches: int,
+    batch_size: int,
+    device: torch.device,
+    dtype: str = "float32",
+    seed: int = 0,
+) -> float:
+    """Mean loss on ``batches`` random windows, the same windows every call (fixed seed)."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    T = model.config.block_size
+    total = 0.0
+    for _ in range(batches):
+        starts = torch.randint(len(ids) - T, (batch_size,), generator=generator).tolist()
+        x = torch.stack([ids[i : i + T] for i in starts]).to(device)
+        y = torch.stack([ids_gpt2[i + 1 : i + 1 + T] for i in starts]).to(device)
+        with autocast(device, dtype):
+            logits, _ = model(x)
+        total += nll(logits, y, vocab).mean().item()
+    model.train(was_training)
+    return total / batches
+
+
+@torch.no_grad()
+def full_validation(
+    model: GPT, corpus: Corpus, device: torch.device, dtype: str = "float32", batch_size: int = 64
+) -> dict:
+    """Loss over every validation token once, in windows of block_size (each token is
+    predicted from the tokens before it in its window). Returns nats/token and nats/char."""
+    was_training = model.training
+    model.eval()
+    T = model.config.block_size
+    ids, ids_gpt2 = corpus.val, corpus.val_gpt2
+    starts = list(range(0, len(ids) - 1, T))
+    total, count = 0.0, 0
+    for b in range(0, len(starts), batch_size):
+        chunk = starts[b : b + batch_size]
+        lengths = [min(T, len(ids) - 1 - s) for s in chunk]
+        x = torch.zeros(len(chunk), T, dtype=torch.long)
+        y = torch.full((len(chunk), T), -1, dtype=torch.long)
+        for row, (s, n) in enumerate(zip(chunk, lengths)):
+            x[row, :n] = ids[s : s + n]
+            y[row, :n] = ids_gpt2[s + 1 : s + 1 + n]
+        with autocast(device, dtype):
+            logits, _ = model(x.to(device))
+        y = y.to(device)
+        valid = y >= 0
+        losses = nll(logits[valid].unsqueeze(0), y[valid].unsqueeze(0), corpus.vocab)
+        total += losses.sum().item()
+        count += int(valid.sum())
+    model.train(was_training)
+    # Every validation token but the first is predicted once; its characters are what the
+    # per-character loss divides by (Tiny Shakespeare is ASCII: a byte is a character).
+    from tinygpt.tokenizer import gpt2_encoding
+
+    first_chars = len(gpt2_encoding().decode_single_token_bytes(int(ids_gpt2[0])))
+    chars = corpus.val_chars - first_chars
+    return {
+        "val_loss": total / count,
+        "val_loss_per_char": total / chars,
+        "val_tokens": count,
+        "val_chars": chars,
+    }
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: its metrics, where its files are, and the final numbers."""
+
+    out_dir: Path
+    metrics: list[dict] = field(default_factory=list)
+    step: int = 0
+    best_val_loss: float = math.inf
+    stopped: str = ""  # why the run ended: "max_steps", "time", "early_stop", "interrupted"
+    final: dict = field(default_factory=dict)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _model_state(model: GPT) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    if model.config.tie_weights:
+        state.pop("lm_head.weight")  # the same tensor as transformer.wte.weight
+    return state
+
+
+def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
+    """Rebuild a GPT from a checkpoint's config and weights."""
+    model = GPT(GPTConfig.from_dict(checkpoint.model_config))
+    missing, unexpected = model.load_state_dict(checkpoint.model_state, strict=False)
+    missing = [m for m in missing if not (model.config.tie_weights and m == "lm_head.weight")]
+    if missing or unexpected:
+        raise ckpt.CheckpointError(
+            f"checkpoint weights do not fit its config: missing "
+            f"{missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return model
+
+
+def train(
+    model_config: GPTConfig,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    halt_at_step: int | None = None,
+) -> TrainResult:
+    """Train a GPT on Tiny Shakespeare. Writes into ``out_dir`` (if given):
+
+    - ``last.safetensors``: everything needed to resume exactly (weights, optimizer, step,
+      random-number generators, data position), written at every evaluation and on exit;
+    - ``best.safetensors``: the weights with the lowest validation loss so far;
+    - ``metrics.jsonl``: one JSON object per logged step and per evaluation.
+
+    ``halt_at_step`` stops early as if interrupted (used to test exact resumption).
+    Ctrl-C saves ``last.safetensors`` and returns cleanly.
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    device = pick_device(config.device)
+    corpus = prepare_corpus(config.restrict_vocab, config.vocab_min_count)
+    if model_config.vocab_size != corpus.vocab_size:
+        # The vocabulary follows the data: all of GPT-2's, or the restricted one.
+        model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
+
+    torch.manual_seed(config.seed)  # initial weights and dropout masks
+    data_rng = torch.Generator().manual_seed(config.seed + 1)  # which windows each batch takes
+    model = GPT(model_config).to(device)
+    optimizer = configure_optimizer(model, config, device)
+    result = TrainResult(out_dir=out)
+    start_step = 0
+    patience_left = config.patience
+
+    if resume:
+        if out is None or not (out / "last.safetensors").is_file():
+            raise ckpt.CheckpointError(f"nothing to resume: no last.safetensors in {out}")
+        saved = ckpt.load(out / "last.safetensors")
+        if saved.model_config != asdict(model_config):
+            diff = {
+                k: (v, asdict(model_config).get(k))
+                for k, v in saved.model_config.items()
+                if asdict(model_config).get(k) != v
+            }
+            raise ckpt.CheckpointError(
+                f"{out / 'last.safetensors'} was trained with a different model config: "
+                + ", ".join(f"{k}={a} in the checkpoint, {b} now" for k, (a, b) in diff.items())
+            )
+        model.load_state_dict(model_from_checkpoint(saved).state_dict())
+        optimizer.load_state_dict(saved.optimizer_state)
+        torch.set_rng_state(saved.rng["torch"])
+        data_rng.set_state(saved.rng["data"])
+        if "cuda" in saved.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(saved.rng["cuda"])
+        start_step = saved.meta["step"]
+        result.best_val_loss = saved.meta["best_val_loss"]
+        patience_left = saved.meta["patience_left"]
+        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=start_step)
+
+    def save_last(step: int) -> None:
+        if out is None:
+            return
+        meta = {
+            "step": step,
+            "best_val_loss": result.best_val_loss,
+            "patience_left": patience_left,
+            "train_config": asdict(config),
+            "vocab": corpus.vocab.state() if corpus.vocab else None,
+        }
+        ckpt.save(
+            out / "last.safetensors",
+            ckpt.Checkpoint(
+                asdict(model_config),
+                _model_state(model),
+                meta,
+                optimizer.state_dict(),
+                _rng_state(data_rng),
+            ),
+        )
+
+    def log(record: dict) -> None:
+        result.metrics.append(record)
+        if out is not None:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out / "metrics.jsonl").write_text("")
+        (out / "config.json").write_text(
+            json.dumps({"model": asdict(model_config), "train": asdict(config)}, indent=2) + "\n"
+        )
+
+    compiled = torch.compile(model) if config.compile else model
+    budget = config.max_minutes * 60.0
+    started = time.perf_counter()
+    tokens_per_step = config.batch_size * model_config.block_size
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True)
+
+    step = start_step
+    result.stopped = "max_steps"
+    last_log = time.perf_counter()
+    model.train()
+    try:
+        while step < config.max_steps:
+            elapsed = time.perf_counter() - started
+            if budget and elapsed >= budget:
+                result.stopped = "time"
+                break
+            if halt_at_step is not None and step >= halt_at_step:
+                result.stopped = "interrupted"
+                break
+            progress_frac = max(step / config.max_steps, elapsed / budget if budget else 0.0)
+            lr = lr_at(progress_frac, config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            x, y = get_batch(
+                corpus.train,
+                config.batch_size,
+                model_config.block_size,
+                generator=data_rng,
+                device=device,
+            )
+            with autocast(device, config.dtype):
+                _, loss = compiled(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = None
+            if config.grad_clip > 0:
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+
+            if step % config.log_interval == 0 or step == config.max_steps:
+                now = time.perf_counter()
+                steps_since = (
+                    config.log_interval
+                    if step % config.log_interval == 0
+                    else (step % config.log_interval)
+                )
+                record = {
+                    "kind": "train",
+                    "step": step,
+                    "loss": loss.item(),
+                    "lr": lr,
+                    "tokens_per_s": steps_since * tokens_per_step / (now - last_log),
+                    "elapsed_s": now - started,
+                }
+                if grad_norm is not None:
+                    record["grad_norm"] = float(grad_norm)
+                last_log = now
+                log(record)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.1e}")
+            if bar is not None:
+                bar.update(1)
+
+            if step % config.eval_interval == 0 or step == config.max_steps:
+                val = estimate_loss(
+                    model,
+                    corpus.val,
+                    corpus.val_gpt2,
+                    corpus.vocab,
+                    config.eval_batches,
+                    config.batch_size,
+                    device,
+                    config.dtype,
+                )
+                trn = estimate_loss(
+                    model,
+                    corpus.train,
+                    _train_targets(corpus),
+                    corpus.vocab,
+                    config.eval_batches,
+                    config.batch_size,
+                    device,
+                    config.dtype,
+                )
+                log(
+                    {
+                        "kind": "eval",
+                        "step": step,
+                        "train_loss": trn,
+                        "val_loss": val,
+                        "elapsed_s": time.perf_counter() - started,
+                    }
+                )
+                if val < result.best_val_loss:
+                    result.best_val_loss = val
+                    patience_left = config.patience
+                    if out is not None:
+                        ckpt.save(
+                            out / "best.safetensors",
+                            ckpt.Checkpoint(
+                                asdict(model_config),
+                                _model_state(model),
+                                {
+                                    "step": step,
+                                    "val_loss": val,
+                                    "train_config": asdict(config),
+                                    "vocab": corpus.vocab.state() if corpus.vocab else None,
+                                },
+                            ),
+                        )
+                elif config.patience:
+                    patience_left -= 1
+                    if patience_left <= 0:
+                        result.stopped = "early_stop"
+                        save_last(step)
+                        break
+                save_last(step)
+                last_log = time.perf_counter()  # evaluation time is not training throughput
+    except KeyboardInterrupt:
+        result.stopped = "interrupted"
+        if bar is not None:
+            bar.write(
+                f"Interrupted at step {step}; saving {out / 'last.safetensors' if out else ''}"
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.stopped in ("interrupted", "time") or step % config.eval_interval:
+        save_last(step)
+    result.step = step
+    return result
+
+
+def _train_targets(corpus: Corpus) -> torch.Tensor:
+    """Training targets in GPT-2 ids (for a fair train loss with a restricted vocabulary)."""
+    return corpus.vocab.kept[corpus.train] if corpus.vocab else corpus.train
+
+
+def _read_metrics(path: Path, until_step: int | None = None) -> list[dict]:
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if until_step is None:
+        return records
+    kept = [r for r in records if r["step"] <= until_step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drop what came after
+    return kept
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a metrics.jsonl file."""
+    return _read_metrics(Path(path))
+
+
+def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss"):
+    """Train (thin) and validation (thick) loss against step, one colour per run."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    for i, (name, metrics) in enumerate(runs.items()):
+        colour = f"C{i}"
+        evals = [m for m in metrics if m["kind"] == "eval"]
+        ax.plot(
+            [m["step"] for m in evals],
+            [m["train_loss"] for m in evals],
+            color=colour,
+            linestyle="--",
+            linewidth=1.2,
+            label=f"{name}: train",
+        )
+        ax.plot(
+            [m["step"] for m in evals],
+            [m["val_loss"] for m in evals],
+            color=colour,
+            linewidth=2.2,
+            label=f"{name}: validation",
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per GPT-2 token)")
+    ax.set_title(title)
+    ax.legend()
+    return ax
