@@ -1,0 +1,88 @@
+"""Sampling: each strategy's filter, reproducibility, cropping, stopping and bad input."""
+
+import pytest
+import torch
+
+from tinygpt.generate import (
+    SamplingConfig,
+    apply_repetition_penalty,
+    generate,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
+from tinygpt.model import GPT, GPTConfig
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16)).eval()
+
+
+def test_top_k_keeps_the_k_largest():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = top_k_filter(logits, 2)
+    assert torch.isfinite(kept).tolist() == [[False, True, False, True, False]]
+    assert torch.equal(top_k_filter(logits, 99), logits)
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.75))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 + 0.3 reaches 0.75
+    assert torch.isfinite(top_p_filter(probs.log(), 0.1)).sum() == 1  # the top one always stays
+    assert torch.isfinite(top_p_filter(probs.log(), 1.0)).all()
+
+
+def test_repetition_penalty_lowers_seen_tokens():
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    out = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]
+
+
+def test_greedy_is_argmax_and_temperature_zero():
+    logits = torch.tensor([[0.1, 3.0, 0.2]])
+    assert sample_next(logits, torch.tensor([[0]]), SamplingConfig(temperature=0)).item() == 1
+
+
+def test_same_seed_same_samples(model):
+    prompt = torch.tensor([[1, 2, 3]])
+    config = SamplingConfig(temperature=1.0, top_k=10, seed=42)
+    a = generate(model, prompt, 12, config)
+    assert torch.equal(a, generate(model, prompt, 12, config))
+    assert a.shape == (1, 15) and torch.equal(a[:, :3], prompt)
+
+
+def test_generation_runs_past_the_window(model):
+    out = generate(model, torch.tensor([[1, 2, 3, 4, 5, 6]]), 20, SamplingConfig(temperature=0))
+    assert out.shape == (1, 26)  # the context is cropped to block_size=8 on the way
+
+
+def test_stop_token_ends_each_row(model):
+    greedy = SamplingConfig(temperature=0)
+    first = generate(model, torch.tensor([[1, 2]]), 1, greedy)[0, -1].item()
+    out = generate(model, torch.tensor([[1, 2], [1, 2]]), 10, greedy, stop_token=first)
+    assert out.shape == (2, 3) and (out[:, -1] == first).all()
+
+
+def test_banned_token_is_never_chosen(model):
+    greedy = SamplingConfig(temperature=0)
+    first = generate(model, torch.tensor([[1, 2]]), 1, greedy)[0, -1].item()
+    out = generate(model, torch.tensor([[1, 2]]), 10, greedy, banned_token=first)
+    assert first not in out[0, 2:].tolist()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(temperature=-0.5), "temperature must be >= 0"),
+        (dict(top_k=0), "top_k must be >= 1"),
+        (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
+        (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
+        (dict(repetition_penalty=0.0), "repetition_penalty must be > 0"),
+    ],
+)
+def test_bad_sampling_parameters(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        SamplingConfig(**kwargs)
