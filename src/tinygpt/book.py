@@ -53,12 +53,16 @@ def tokens_html(pieces: Sequence[str], ids: Sequence[int] | None = None) -> str:
     for i, piece in enumerate(pieces):
         shown = html.escape(piece).replace(" ", "␣").replace("\n", "↵")
         colour = TOKEN_COLOURS[i % len(TOKEN_COLOURS)]
-        label = "" if ids is None else (
-            f"<span style='display:block;font-size:0.7em;color:#555'>{ids[i]}</span>")
+        label = (
+            ""
+            if ids is None
+            else (f"<span style='display:block;font-size:0.7em;color:#555'>{ids[i]}</span>")
+        )
         boxes.append(
             f"<span style='display:inline-block;background:{colour};margin:1px;padding:1px 3px;"
             f"border-radius:3px;font-family:monospace;text-align:center;color:#000'>{shown}{label}"
-            f"</span>")
+            f"</span>"
+        )
     return "<div style='line-height:2.2'>" + "".join(boxes) + "</div>"
 
 
@@ -70,8 +74,9 @@ def token_explorer(split: Callable[[str], tuple[list[str], list[int]]], text: st
     """
     import ipywidgets as widgets
 
-    box = widgets.Text(value=text, description="Text:", continuous_update=True,
-                       layout=widgets.Layout(width="95%"))
+    box = widgets.Text(
+        value=text, description="Text:", continuous_update=True, layout=widgets.Layout(width="95%")
+    )
     view = widgets.HTML()
     count = widgets.Label()
 
@@ -83,3 +88,132 @@ def token_explorer(split: Callable[[str], tuple[list[str], list[int]]], text: st
     box.observe(refresh, names="value")
     refresh()
     return widgets.VBox([box, count, view])
+
+
+def token_labels(encoding, ids: Sequence[int]) -> list[str]:
+    """Each id's token as a short readable label: spaces drawn as ``␣``, newlines as ``↵``.
+
+    ``encoding`` is a tiktoken encoding (anything with ``decode_single_token_bytes``). A token
+    that is not valid UTF-8 on its own (part of a multi-byte character) shows as ``�``.
+    """
+    labels = []
+    for i in ids:
+        piece = encoding.decode_single_token_bytes(int(i)).decode("utf-8", errors="replace")
+        labels.append(piece.replace(" ", "␣").replace("\n", "↵"))
+    return labels
+
+
+def attention_maps(model, idx):
+    """Every layer's attention weights for the token ids ``idx`` (B, T) of a ``tinygpt`` GPT.
+
+    Returns a list with one (B, nh, T, T) tensor per layer: row t of head h holds how much query
+    t attends to each key. A forward pre-hook on each ``block.attn`` records the tensor that
+    block's attention receives (the output of ``ln_1``); ``attn.attention_weights`` then turns
+    it into weights, exactly as the forward pass does. The model runs in eval mode without
+    gradients; its training mode is restored and the hooks removed afterwards, even on error.
+    """
+    import torch
+
+    blocks = list(model.transformer.h)
+    inputs: list = [None] * len(blocks)
+
+    def recorder(i: int):
+        def hook(module, args):
+            inputs[i] = args[0]  # the (B, T, C) input of block i's attention
+
+        return hook
+
+    handles = [block.attn.register_forward_pre_hook(recorder(i)) for i, block in enumerate(blocks)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(idx)
+            return [block.attn.attention_weights(x) for block, x in zip(blocks, inputs)]
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+
+def draw_attention(ax, weights, labels: Sequence[str], title: str | None = None):
+    """Draw one head's (T, T) attention weights as a heatmap with the tokens as tick labels.
+
+    Rows are queries (the token doing the looking), columns keys (the token looked at). The
+    colour scale is fixed to [0, 1] so that heatmaps can be compared with each other. Returns the
+    image, for a colorbar.
+    """
+    T = len(labels)
+    image = ax.imshow(weights.detach().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(T), labels, rotation=90, fontfamily="monospace", fontsize=8)
+    ax.set_yticks(range(T), labels, fontfamily="monospace", fontsize=8)
+    ax.set_xlabel("key: token attended to")
+    ax.set_ylabel("query: token looking")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return image
+
+
+def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
+    """A widget to browse a GPT's attention: choose a prompt (or type one), a layer and a head.
+
+    ``model`` is a ``tinygpt.model.GPT``, ``encoding`` the tiktoken encoding its prompts are cut
+    with. If the model uses its own smaller vocabulary, ``id_map`` is a tensor with
+    ``id_map[encoding_id] == model_id``. Prompts are cut to the model's ``block_size`` tokens.
+    The heatmap is a PNG inside an ``Image`` widget, so the saved notebook (and the static HTML
+    book) shows the state it was saved with.
+    """
+    import io
+
+    import ipywidgets as widgets
+    import torch
+    from matplotlib.figure import Figure
+
+    n_layer, n_head = model.config.n_layer, model.config.n_head
+    choose = widgets.Dropdown(options=list(prompts), description="Prompt:",
+                              layout=widgets.Layout(width="95%"))
+    text = widgets.Text(value=prompts[0], description="Or type:", continuous_update=False,
+                        layout=widgets.Layout(width="95%"))
+    layer = widgets.IntSlider(value=0, min=0, max=n_layer - 1, description="Layer:")
+    head = widgets.IntSlider(value=0, min=0, max=n_head - 1, description="Head:")
+    status = widgets.Label()
+    image = widgets.Image(format="png")
+    cache: dict = {}
+
+    def maps_for(prompt: str):
+        if prompt not in cache:
+            ids = encoding.encode_ordinary(prompt)[: model.config.block_size]
+            idx = torch.tensor([ids], dtype=torch.long)
+            if id_map is not None:
+                idx = id_map[idx]
+            weights = attention_maps(model, idx) if ids else []
+            cache[prompt] = (token_labels(encoding, ids), weights)
+        return cache[prompt]
+
+    def redraw(*_: object) -> None:
+        labels, weights = maps_for(text.value)
+        if not labels:
+            status.value = "Type some text."
+            return
+        T = len(labels)
+        status.value = (f"{T} token{'s' if T > 1 else ''}; row t shows how token t spreads its "
+                        f"attention over tokens 0..t")
+        size = 2.0 + 0.32 * T
+        fig = Figure(figsize=(size + 1.0, size), layout="constrained")  # no pyplot: no global state
+        ax = fig.add_subplot()
+        heatmap = draw_attention(ax, weights[layer.value][0, head.value], labels,
+                                 title=f"layer {layer.value}, head {head.value}")
+        fig.colorbar(heatmap, ax=ax, label="attention weight", shrink=0.8)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        image.value = buffer.getvalue()
+
+    def pick(change) -> None:
+        text.value = change["new"]  # triggers redraw through text's observer
+
+    choose.observe(pick, names="value")
+    for control in (text, layer, head):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([choose, text, widgets.HBox([layer, head]), status, image])
