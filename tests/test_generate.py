@@ -86,3 +86,43 @@ def test_banned_token_is_never_chosen(model):
 def test_bad_sampling_parameters(kwargs, words):
     with pytest.raises(ValueError, match=words):
         SamplingConfig(**kwargs)
+
+
+def test_cached_logits_equal_full_recompute(model):
+    torch.manual_seed(1)
+    idx = torch.randint(0, 50, (2, 8))
+    full, _ = model(idx)
+    cache = model.new_cache(2)
+    prefix, _ = model(idx[:, :3], cache=cache)  # a prompt of 3, then one token at a time
+    steps = [prefix] + [model(idx[:, t : t + 1], cache=cache)[0] for t in range(3, 8)]
+    assert cache.length == 8
+    assert (torch.cat(steps, dim=1) - full).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+@pytest.mark.parametrize("prompt_len, new", [(3, 4), (3, 30), (12, 10)])
+def test_greedy_with_and_without_cache_is_identical(implementation, prompt_len, new):
+    # (3, 4) stays inside the window of 8; (3, 30) and (12, 10) run past it.
+    torch.manual_seed(2)
+    config = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16,
+                       attn_implementation=implementation)
+    m = GPT(config).eval()
+    prompt = torch.randint(0, 50, (2, prompt_len))
+    greedy = SamplingConfig(temperature=0)
+    with_cache = generate(m, prompt, new, greedy, use_cache=True)
+    without = generate(m, prompt, new, greedy, use_cache=False)
+    assert torch.equal(with_cache, without)
+
+
+def test_sampling_with_and_without_cache_is_identical(model):
+    config = SamplingConfig(temperature=0.9, top_p=0.9, seed=3)
+    prompt = torch.tensor([[5, 6, 7]])
+    assert torch.equal(generate(model, prompt, 20, config, use_cache=True),
+                       generate(model, prompt, 20, config, use_cache=False))
+
+
+def test_cache_overflow_is_a_clear_error(model):
+    cache = model.new_cache(1)
+    model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="exceeds the context window"):
+        model(torch.zeros(1, 1, dtype=torch.long), cache=cache)

@@ -62,6 +62,48 @@ class SelfAttentionHead(nn.Module):
         return out
 
 
+class KVCache:
+    """The keys and values of every token seen so far, for every layer (Chapter 7).
+
+    Generating token t+1 needs the keys and values of tokens 0..t, but those of 0..t-1 were
+    already computed at the previous steps. The cache keeps them, so each step computes q, k, v
+    for the one new token only. Buffers are allocated once at full size (``max_len`` =
+    the context window) and filled in place: appending never copies what is already there.
+    """
+
+    def __init__(
+        self,
+        n_layer: int,
+        batch_size: int,
+        n_head: int,
+        head_size: int,
+        max_len: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        shape = (n_layer, batch_size, n_head, max_len, head_size)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+        self.length = 0  # tokens cached so far (the same in every layer)
+
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store new (B, nh, T, hs) keys and values after the cached ones; return all of them."""
+        end = self.length + k.size(-2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} tokens; {end} do not fit")
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, nh, end, hs)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the cache buffers, in bytes."""
+        return self.keys.nbytes + self.values.nbytes
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention, as in GPT-2.
 
@@ -111,12 +153,21 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.split_heads(x)
         return scaled_dot_product_attention(q, k, v, is_causal=True)[1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.split_heads(x)  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)  # (B, nh, past + T, hs): the past comes from memory
         dropout_p = self.dropout if self.training else 0.0
         if self.implementation == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            T_k = k.size(-2)
+            if T_k == T:  # no past: the plain causal triangle
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            else:  # new queries sit at the end of the keys (PyTorch's is_causal aligns top-left)
+                mask = None if T == 1 else causal_mask(T, T_k, device=x.device)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         else:
             y, _ = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh*hs): heads side by side

@@ -171,10 +171,15 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     from matplotlib.figure import Figure
 
     n_layer, n_head = model.config.n_layer, model.config.n_head
-    choose = widgets.Dropdown(options=list(prompts), description="Prompt:",
-                              layout=widgets.Layout(width="95%"))
-    text = widgets.Text(value=prompts[0], description="Or type:", continuous_update=False,
-                        layout=widgets.Layout(width="95%"))
+    choose = widgets.Dropdown(
+        options=list(prompts), description="Prompt:", layout=widgets.Layout(width="95%")
+    )
+    text = widgets.Text(
+        value=prompts[0],
+        description="Or type:",
+        continuous_update=False,
+        layout=widgets.Layout(width="95%"),
+    )
     layer = widgets.IntSlider(value=0, min=0, max=n_layer - 1, description="Layer:")
     head = widgets.IntSlider(value=0, min=0, max=n_head - 1, description="Head:")
     status = widgets.Label()
@@ -197,13 +202,19 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
             status.value = "Type some text."
             return
         T = len(labels)
-        status.value = (f"{T} token{'s' if T > 1 else ''}; row t shows how token t spreads its "
-                        f"attention over tokens 0..t")
+        status.value = (
+            f"{T} token{'s' if T > 1 else ''}; row t shows how token t spreads its "
+            f"attention over tokens 0..t"
+        )
         size = 2.0 + 0.32 * T
         fig = Figure(figsize=(size + 1.0, size), layout="constrained")  # no pyplot: no global state
         ax = fig.add_subplot()
-        heatmap = draw_attention(ax, weights[layer.value][0, head.value], labels,
-                                 title=f"layer {layer.value}, head {head.value}")
+        heatmap = draw_attention(
+            ax,
+            weights[layer.value][0, head.value],
+            labels,
+            title=f"layer {layer.value}, head {head.value}",
+        )
         fig.colorbar(heatmap, ax=ax, label="attention weight", shrink=0.8)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)

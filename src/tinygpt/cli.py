@@ -76,6 +76,28 @@ def build_parser() -> Parser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_flags(train, GPTConfig, "model")
     add_config_flags(train, TrainConfig, "training")
+
+    sample = commands.add_parser("sample", help="write text with a trained model")
+    sample.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a run folder (uses its best.safetensors) or a checkpoint file",
+    )
+    sample.add_argument(
+        "--prompt",
+        default="",
+        help="text to continue; empty starts from <|endoftext|> (a fresh text)",
+    )
+    sample.add_argument("--max-new-tokens", type=int, default=200)
+    sample.add_argument("--num-samples", type=int, default=1)
+    sample.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    sample.add_argument("--top-k", type=int, default=None)
+    sample.add_argument("--top-p", type=float, default=None)
+    sample.add_argument("--repetition-penalty", type=float, default=1.0)
+    sample.add_argument("--seed", type=int, default=None, help="fix the random draws")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    sample.add_argument("--no-stream", action="store_true", help="print each sample when done")
     return parser
 
 
@@ -130,6 +152,52 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sample(args: argparse.Namespace) -> int:
+    from tinygpt.generate import SamplingConfig, TextGenerator
+    from tinygpt.train import pick_device
+
+    config = SamplingConfig(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
+    path = args.checkpoint / "best.safetensors" if args.checkpoint.is_dir() else args.checkpoint
+    generator = TextGenerator.from_checkpoint(path, pick_device(args.device))
+    ids = generator.encode(args.prompt)
+    window = generator.model.config.block_size
+    if len(ids) > window:
+        print(
+            f"tinygpt sample: the prompt is {len(ids)} tokens; the model sees only its last "
+            f"{window}",
+            file=sys.stderr,
+        )
+    if generator.vocab is not None and args.prompt:
+        unknown = sum(i == generator.vocab.unk_id for i in ids)
+        if unknown:
+            print(
+                f"tinygpt sample: {unknown} prompt token(s) never occur in the training text; "
+                f"the model sees them as 'unknown'",
+                file=sys.stderr,
+            )
+    if args.num_samples == 1 and not args.no_stream:
+        sys.stdout.write(args.prompt)
+        for pieces in generator.stream(args.prompt, args.max_new_tokens, config):
+            sys.stdout.write(pieces[0])
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    texts = generator(args.prompt, args.max_new_tokens, config, args.num_samples)
+    for i, text in enumerate(texts, start=1):
+        print(f"--- sample {i} ---\n{text}")
+    return 0
+
+
 def _mean_throughput(metrics: list[dict]) -> float:
     rates = [m["tokens_per_s"] for m in metrics if m["kind"] == "train"]
     return sum(rates) / len(rates) if rates else 0.0
@@ -143,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "train":
             return run_train(args)
+        if args.command == "sample":
+            return run_sample(args)
     except UsageError as err:
         print(f"tinygpt: error: {err}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tinygpt.attention import KVCache
 from tinygpt.model import GPT
 
 
@@ -85,6 +86,29 @@ def sample_next(
 
 
 @torch.no_grad()
+def next_token_logits(
+    model: GPT, idx: torch.Tensor, cache: KVCache | None
+) -> tuple[torch.Tensor, KVCache | None]:
+    """Logits (B, V) for the token after ``idx``, reusing and extending ``cache`` if given.
+
+    Without a cache the whole (cropped) context is recomputed every step. With one, only the
+    newest token goes through the model. Once the context is longer than the window, learned
+    absolute positions shift by one at every step, so every cached key is stale: the cache is
+    refilled from the last ``block_size`` tokens, which costs as much as no cache at all but
+    keeps the result identical to cropping.
+    """
+    window = model.config.block_size
+    if cache is None:
+        return model(idx[:, -window:])[0][:, -1, :], None
+    if cache.length == 0 or cache.length >= window or idx.size(1) != cache.length + 1:
+        cache.length = 0  # (re)fill: the prompt, or a window that has moved
+        logits, _ = model(idx[:, -window:], cache=cache)
+    else:
+        logits, _ = model(idx[:, -1:], cache=cache)  # one new token against the cached past
+    return logits[:, -1, :], cache
+
+
+@torch.no_grad()
 def generate_stream(
     model: GPT,
     idx: torch.Tensor,
@@ -92,12 +116,14 @@ def generate_stream(
     config: SamplingConfig | None = None,
     stop_token: int | None = None,
     banned_token: int | None = None,
+    use_cache: bool = True,
 ) -> Iterator[torch.Tensor]:
     """Yield (B, 1) new tokens one step at a time.
 
     The model sees at most its last ``block_size`` tokens: longer contexts are cropped from the
     left. Stops after ``max_new_tokens`` or when every row has produced ``stop_token``.
     ``banned_token`` (e.g. a restricted vocabulary's unknown bucket) is never chosen.
+    ``use_cache`` decodes incrementally with a KV cache; the tokens are the same either way.
     """
     config = config or SamplingConfig()
     if max_new_tokens < 0:
@@ -109,13 +135,13 @@ def generate_stream(
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=device).manual_seed(config.seed)
+    cache = model.new_cache(idx.size(0)) if use_cache else None
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=device)
     for _ in range(max_new_tokens):
-        context = idx[:, -model.config.block_size :]  # crop to the window
-        logits, _ = model(context)
-        logits = logits[:, -1, :]  # (B, V): only the last position predicts the next token
+        logits, cache = next_token_logits(model, idx, cache)  # (B, V)
         if banned_token is not None:
             logits[:, banned_token] = float("-inf")
+        context = idx[:, -model.config.block_size :]
         next_token = sample_next(logits, context, config, generator)  # (B, 1)
         if stop_token is not None:
             next_token = next_token.masked_fill(finished.unsqueeze(1), stop_token)
@@ -133,9 +159,12 @@ def generate(
     config: SamplingConfig | None = None,
     stop_token: int | None = None,
     banned_token: int | None = None,
+    use_cache: bool = True,
 ) -> torch.Tensor:
     """The prompt followed by up to ``max_new_tokens`` new tokens: (B, T + new)."""
-    new = list(generate_stream(model, idx, max_new_tokens, config, stop_token, banned_token))
+    new = list(
+        generate_stream(model, idx, max_new_tokens, config, stop_token, banned_token, use_cache)
+    )
     return torch.cat([idx, *new], dim=1) if new else idx
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygpt.attention import CausalSelfAttention
+from tinygpt.attention import CausalSelfAttention, KVCache
 
 
 @dataclass
@@ -92,8 +92,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # tokens exchange information
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)  # tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # each token thinks on its own
         return x
 
@@ -140,21 +142,38 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
+    def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
+        """An empty KV cache for this model, as long as its context window."""
+        c = self.config
+        device = device or self.lm_head.weight.device
+        return KVCache(c.n_layer, batch_size, c.n_head, c.head_size, c.block_size, device, dtype)
+
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for every position of ``idx`` (B, T); the loss too if ``targets`` are given.
+
+        With a ``cache``, ``idx`` holds only the *new* tokens: they take the positions after the
+        cached ones, attend to everything cached, and are appended to the cache.
+        """
         B, T = idx.shape
-        if T > self.config.block_size:
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.block_size:
             raise ValueError(
-                f"sequence length {T} exceeds the context window block_size="
+                f"sequence length {past + T} exceeds the context window block_size="
                 f"{self.config.block_size}; crop the input to its last {self.config.block_size} "
                 f"tokens"
             )
-        pos = torch.arange(T, device=idx.device)  # (T,)
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x)  # (B, T, C)
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, cache, layer)  # (B, T, C)
+        if cache is not None:
+            cache.length += T
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None

@@ -30,20 +30,20 @@ class TrainConfig:
     """How to train. Invalid values raise a ValueError that names the field."""
 
     batch_size: int = 32  # B
-    max_steps: int = 3000
+    max_steps: int = 2000
     learning_rate: float = 2e-3  # peak, reached after warmup
     min_lr: float = 1e-4  # where cosine decay ends
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     lr_schedule: str = "cosine"  # "cosine" or "constant"
     weight_decay: float = 0.1  # on matrices only (embeddings and Linear weights)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
-    eval_interval: int = 100  # steps between validation estimates
-    eval_batches: int = 20  # batches per validation estimate
-    patience: int = 0  # stop after this many evaluations without improvement; 0 = never
+    eval_interval: int = 50  # steps between validation estimates
+    eval_batches: int = 10  # batches per validation estimate
+    patience: int = 6  # stop after this many evaluations without improvement; 0 = never
     restrict_vocab: bool = True  # model only the GPT-2 tokens the training split uses
-    vocab_min_count: int = 1  # tokens rarer than this in training join the unknown bucket
+    vocab_min_count: int = 2  # tokens rarer than this in training join the unknown bucket
     seed: int = 1337
     device: str = "auto"  # "auto" picks cuda > mps > cpu
     dtype: str = "float32"  # or "bfloat16" (autocast) where the device supports it
@@ -105,10 +105,11 @@ PRESETS: dict[str, tuple[dict, dict]] = {
             weight_decay=0.0,
             grad_clip=0.0,
             restrict_vocab=False,
+            patience=0,
         ),
     ),
     "default": (
-        dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.2, tie_weights=True),
+        dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.1, tie_weights=True),
         dict(batch_size=32),
     ),
 }
@@ -190,7 +191,8 @@ class Corpus:
 
     train: torch.Tensor  # model ids, for inputs and training targets
     val: torch.Tensor  # model ids, for inputs
-    val_gpt2: torch.Tensor  # GPT-2 ids, for fair validation targets
+    train_gpt2: torch.Tensor  # GPT-2 ids, for fair (full-vocabulary) losses
+    val_gpt2: torch.Tensor
     vocab: RestrictedVocab | None
     val_chars: int  # characters of the validation text
 
@@ -203,9 +205,9 @@ def prepare_corpus(restrict_vocab: bool, min_count: int = 1) -> Corpus:
     train, val = gpt2_token_splits()
     val_chars = len(split_text(load_text())[1])
     if not restrict_vocab:
-        return Corpus(train, val, val, None, val_chars)
+        return Corpus(train, val, train, val, None, val_chars)
     vocab = RestrictedVocab.from_tokens(train, GPT2_VOCAB_SIZE, min_count)
-    return Corpus(vocab.to_local(train), vocab.to_local(val), val, vocab, val_chars)
+    return Corpus(vocab.to_local(train), vocab.to_local(val), train, val, vocab, val_chars)
 
 
 def nll(logits: torch.Tensor, targets_gpt2: torch.Tensor, vocab: RestrictedVocab | None):
@@ -503,7 +505,7 @@ def train(
                 trn = estimate_loss(
                     model,
                     corpus.train,
-                    _train_targets(corpus),
+                    corpus.train_gpt2,
                     corpus.vocab,
                     config.eval_batches,
                     config.batch_size,
@@ -559,11 +561,6 @@ def train(
     return result
 
 
-def _train_targets(corpus: Corpus) -> torch.Tensor:
-    """Training targets in GPT-2 ids (for a fair train loss with a restricted vocabulary)."""
-    return corpus.vocab.kept[corpus.train] if corpus.vocab else corpus.train
-
-
 def _read_metrics(path: Path, until_step: int | None = None) -> list[dict]:
     if not path.is_file():
         return []
@@ -580,8 +577,9 @@ def read_metrics(path: str | Path) -> list[dict]:
     return _read_metrics(Path(path))
 
 
-def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss"):
-    """Train (thin) and validation (thick) loss against step, one colour per run."""
+def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss", x: str = "step"):
+    """Train (dashed) and validation (solid) loss, one colour per run, against ``x``:
+    ``"step"`` or ``"minutes"`` (wall-clock, to compare runs given the same time budget)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -589,8 +587,9 @@ def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss"):
     for i, (name, metrics) in enumerate(runs.items()):
         colour = f"C{i}"
         evals = [m for m in metrics if m["kind"] == "eval"]
+        xs = [m["step"] if x == "step" else m["elapsed_s"] / 60 for m in evals]
         ax.plot(
-            [m["step"] for m in evals],
+            xs,
             [m["train_loss"] for m in evals],
             color=colour,
             linestyle="--",
@@ -598,13 +597,13 @@ def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss"):
             label=f"{name}: train",
         )
         ax.plot(
-            [m["step"] for m in evals],
+            xs,
             [m["val_loss"] for m in evals],
             color=colour,
             linewidth=2.2,
             label=f"{name}: validation",
         )
-    ax.set_xlabel("step")
+    ax.set_xlabel("step" if x == "step" else "minutes of training")
     ax.set_ylabel("loss (nats per GPT-2 token)")
     ax.set_title(title)
     ax.legend()
