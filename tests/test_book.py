@@ -92,3 +92,93 @@ def test_attention_explorer_maps_ids(gpt2):
     id_map = torch.full((gpt2.n_vocab,), 2)  # every GPT-2 id to the model's id 2: no IndexError
     ui = attention_explorer(model, gpt2, ["Mary had a little lamb"], id_map=id_map)
     assert ui.children[3].value.startswith("5 tokens")
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("prompt_len, new, window", [(3, 4, 8), (3, 12, 8), (11, 5, 8), (1, 9, 1)])
+def test_kv_schedule_matches_what_the_model_computes(use_cache, prompt_len, new, window):
+    from tinygpt.book import KV_CACHED, KV_COMPUTED, KV_CROPPED, kv_schedule
+    from tinygpt.generate import SamplingConfig, generate
+
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=30, block_size=window, n_layer=1, n_head=2, n_embd=8))
+    processed = []  # how many positions go through the model at each step
+    model.transformer.wte.register_forward_hook(lambda m, args, out: processed.append(out.size(1)))
+    prompt = torch.randint(0, 30, (1, prompt_len))
+    generate(model, prompt, new, SamplingConfig(temperature=0), use_cache=use_cache)
+    rows = kv_schedule(prompt_len, new, window, use_cache)
+    assert len(rows) == new and all(len(r) == prompt_len + new - 1 for r in rows)
+    assert [r.count(KV_COMPUTED) for r in rows] == processed
+    for step, row in enumerate(rows):
+        n = prompt_len + step
+        assert row[n - 1] == KV_COMPUTED  # the newest token is always computed
+        assert row.count(KV_COMPUTED) + row.count(KV_CACHED) == min(n, window)  # what is seen
+        assert row.count(KV_CROPPED) == max(0, n - window)
+    if not use_cache:
+        assert all(KV_CACHED not in r for r in rows)
+
+
+def test_draw_kv_schedule_draws_a_grid():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tinygpt.book import draw_kv_schedule, kv_schedule
+
+    fig, ax = plt.subplots()
+    draw_kv_schedule(ax, kv_schedule(3, 5, 4, True), title="cache")
+    assert ax.get_title() == "cache" and len(ax.images) == 1
+    assert ax.images[0].get_array().shape == (5, 7)
+    plt.close(fig)
+
+
+@pytest.fixture
+def tiny_generator(gpt2):
+    from tinygpt.generate import TextGenerator
+    from tinygpt.vocab import RestrictedVocab
+
+    vocab = RestrictedVocab(gpt2.encode_ordinary("Leaving this place is something to be, or not"))
+    torch.manual_seed(4)
+    model = GPT(GPTConfig(vocab_size=vocab.size, block_size=16, n_layer=1, n_head=2, n_embd=8))
+    return TextGenerator(model, vocab)
+
+
+def test_controls_map_to_sampling_config():
+    from tinygpt.book import sampling_config_from_controls
+    from tinygpt.generate import SamplingConfig
+
+    assert sampling_config_from_controls(0.8, 0, 1.0, 1.0, 3) == SamplingConfig(
+        temperature=0.8, top_k=None, top_p=None, repetition_penalty=1.0, seed=3
+    )
+    assert sampling_config_from_controls(0.0, 40, 0.9, 1.3, 0) == SamplingConfig(
+        temperature=0.0, top_k=40, top_p=0.9, repetition_penalty=1.3, seed=0
+    )
+
+
+def test_sampling_playground_generates_on_creation_and_on_click(tiny_generator):
+    import html
+
+    pytest.importorskip("ipywidgets")
+    from tinygpt.book import sampling_playground
+    from tinygpt.generate import SamplingConfig
+
+    ui = sampling_playground(tiny_generator, prompt="Leaving this place", max_new_tokens=12)
+    c = ui.controls
+    expected = tiny_generator("Leaving this place", 12, SamplingConfig(0.8, top_k=50, seed=0))[0]
+    first = c["output"].value
+    assert first.startswith("<pre") and "<b>Leaving this place</b>" in first
+    assert first.endswith(f"{html.escape(expected[len('Leaving this place'):])}</pre>")
+    assert "top_k=50" in c["config"].value and "top_p=None" in c["config"].value
+
+    c["temperature"].value, c["top_k"].value, c["top_p"].value = 1.5, 0, 0.9
+    c["repetition_penalty"].value, c["length"].value, c["seed"].value = 1.3, 20, 7
+    c["prompt"].value = "to be"
+    assert c["output"].value == first  # nothing happens until the button is pressed
+    c["button"].click()
+    config = SamplingConfig(1.5, top_k=None, top_p=0.9, repetition_penalty=1.3, seed=7)
+    text = tiny_generator("to be", 20, config)[0]
+    assert c["config"].value == f"<code>{html.escape(repr(config))}</code>"
+    assert c["output"].value.endswith(f"<b>to be</b>{html.escape(text[len('to be'):])}</pre>")
+    c["button"].click()  # same settings, same seed: the same text
+    assert c["output"].value.endswith(f"{html.escape(text[len('to be'):])}</pre>")

@@ -228,3 +228,164 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
         control.observe(redraw, names="value")
     redraw()
     return widgets.VBox([choose, text, widgets.HBox([layer, head]), status, image])
+
+
+# Chapter 7: what a decoding step computes, and a playground for the sampling settings.
+
+KV_NOT_YET, KV_CROPPED, KV_CACHED, KV_COMPUTED = 0, 1, 2, 3
+
+
+def kv_schedule(prompt_len: int, new_tokens: int, window: int, use_cache: bool) -> list[list[int]]:
+    """What each decoding step of ``tinygpt.generate`` does with each position of the text.
+
+    One row per step (step s predicts token ``prompt_len + s``), one column per position that
+    exists by the last step. Each entry is ``KV_NOT_YET`` (not written yet), ``KV_CROPPED``
+    (outside the context window), ``KV_CACHED`` (its keys and values are read from the cache) or
+    ``KV_COMPUTED`` (it goes through the model at this step). This mirrors
+    ``tinygpt.generate.next_token_logits``: without a cache, every step recomputes the whole
+    (cropped) context; with one, the first step fills it and each later step computes only the
+    newest token, until the context outgrows the window and the cache is refilled at every step.
+    """
+    if prompt_len < 1 or new_tokens < 1 or window < 1:
+        raise ValueError("prompt_len, new_tokens and window must be positive")
+    width = prompt_len + new_tokens - 1
+    rows = []
+    for step in range(new_tokens):
+        n = prompt_len + step  # tokens in the text when this step runs
+        refill = not use_cache or step == 0 or n > window
+        row = []
+        for position in range(width):
+            if position >= n:
+                row.append(KV_NOT_YET)
+            elif position < n - window:
+                row.append(KV_CROPPED)
+            elif refill or position == n - 1:
+                row.append(KV_COMPUTED)
+            else:
+                row.append(KV_CACHED)
+        rows.append(row)
+    return rows
+
+
+def draw_kv_schedule(ax, rows: Sequence[Sequence[int]], title: str | None = None, legend=True):
+    """Draw a ``kv_schedule`` as a grid: decoding steps down, positions across."""
+    import matplotlib.patches as mpatches
+    from matplotlib.colors import ListedColormap
+
+    colours = ["white", "#d9d9d9", "#9ecae1", "#fd8d3c"]
+    names = ["not written yet", "cropped (outside the window)", "read from the cache",
+             "computed at this step"]
+    steps, width = len(rows), len(rows[0])
+    ax.imshow(rows, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, aspect="auto")
+    ax.set_xticks(range(width))
+    ax.set_yticks(range(steps))
+    ax.set_xticks([x - 0.5 for x in range(1, width)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, steps)], minor=True)
+    ax.grid(False)
+    ax.grid(which="minor", color="0.6", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("position in the text")
+    ax.set_ylabel("decoding step")
+    if title:
+        ax.set_title(title)
+    if legend:
+        handles = [mpatches.Patch(facecolor=c, edgecolor="0.6", label=n)
+                   for c, n in zip(colours, names)]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
+
+
+def sampling_config_from_controls(
+    temperature: float, top_k: int, top_p: float, repetition_penalty: float, seed: int
+):
+    """The playground's control values as a ``SamplingConfig``: top-k 0 and top-p 1 mean off."""
+    from tinygpt.generate import SamplingConfig
+
+    return SamplingConfig(
+        temperature=float(temperature),
+        top_k=int(top_k) if top_k > 0 else None,
+        top_p=float(top_p) if top_p < 1.0 else None,
+        repetition_penalty=float(repetition_penalty),
+        seed=int(seed),
+    )
+
+
+def sampling_playground(
+    generator,
+    prompt: str = "Leaving this place is something",
+    max_new_tokens: int = 60,
+    temperature: float = 0.8,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    seed: int = 0,
+):
+    """Controls for every sampling setting, a Generate button, and the text it produced.
+
+    ``generator`` is a ``tinygpt.generate.TextGenerator``. The playground generates once when it
+    is built, so the saved notebook (and the static HTML book) shows an example. The returned
+    box has a ``controls`` dict (prompt, temperature, top_k, top_p, repetition_penalty, length,
+    seed, button, config, output) for scripting it.
+    """
+    import ipywidgets as widgets
+
+    style = {"description_width": "initial"}
+    controls = dict(
+        prompt=widgets.Text(
+            value=prompt, description="Prompt:", style=style, layout=widgets.Layout(width="95%")
+        ),
+        temperature=widgets.FloatSlider(
+            value=temperature, min=0.0, max=2.0, step=0.05, description="Temperature (0 = greedy):",
+            style=style,
+        ),
+        top_k=widgets.IntSlider(
+            value=top_k, min=0, max=200, description="Top-k (0 = off):", style=style
+        ),
+        top_p=widgets.FloatSlider(
+            value=top_p, min=0.05, max=1.0, step=0.05, description="Top-p (1 = off):",
+            style=style,
+        ),
+        repetition_penalty=widgets.FloatSlider(
+            value=repetition_penalty, min=1.0, max=2.0, step=0.05,
+            description="Repetition penalty (1 = off):", style=style,
+        ),
+        length=widgets.IntSlider(
+            value=max_new_tokens, min=1, max=300, description="New tokens:", style=style
+        ),
+        seed=widgets.IntText(value=seed, description="Seed:", style=style),
+        button=widgets.Button(description="Generate", button_style="primary"),
+        config=widgets.HTML(),
+        output=widgets.HTML(),
+    )
+    c = controls
+
+    def generate(*_: object) -> None:
+        config = sampling_config_from_controls(
+            c["temperature"].value,
+            c["top_k"].value,
+            c["top_p"].value,
+            c["repetition_penalty"].value,
+            c["seed"].value,
+        )
+        text = generator(c["prompt"].value, c["length"].value, config)[0]
+        continuation = text[len(c["prompt"].value) :]
+        c["config"].value = f"<code>{html.escape(repr(config))}</code>"
+        c["output"].value = (
+            "<pre style='white-space:pre-wrap;font-size:0.9em;line-height:1.4'>"
+            f"<b>{html.escape(c['prompt'].value)}</b>{html.escape(continuation)}</pre>"
+        )
+
+    c["button"].on_click(generate)
+    generate()
+    box = widgets.VBox(
+        [
+            c["prompt"],
+            widgets.HBox([c["temperature"], c["top_k"]]),
+            widgets.HBox([c["top_p"], c["repetition_penalty"]]),
+            widgets.HBox([c["length"], c["seed"], c["button"]]),
+            c["config"],
+            c["output"],
+        ]
+    )
+    box.controls = controls
+    return box
