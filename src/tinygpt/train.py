@@ -318,8 +318,14 @@ def _model_state(model: GPT) -> dict[str, torch.Tensor]:
 
 def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
     """Rebuild a GPT from a checkpoint's config and weights."""
-    model = GPT(GPTConfig.from_dict(checkpoint.model_config))
-    missing, unexpected = model.load_state_dict(checkpoint.model_state, strict=False)
+    try:
+        model = GPT(GPTConfig.from_dict(checkpoint.model_config))
+        missing, unexpected = model.load_state_dict(checkpoint.model_state, strict=False)
+    except (ValueError, TypeError, RuntimeError) as err:  # a bad config, or mis-shaped weights
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ckpt.CheckpointError(
+            f"checkpoint does not fit its own config: {first_line}"
+        ) from None
     missing = [m for m in missing if not (model.config.tie_weights and m == "lm_head.weight")]
     if missing or unexpected:
         raise ckpt.CheckpointError(
