@@ -68,8 +68,7 @@ def test_attention_explorer_builds_and_redraws(gpt2):
     from tinygpt.book import attention_explorer
 
     torch.manual_seed(2)
-    model = GPT(GPTConfig(vocab_size=gpt2.n_vocab, block_size=6, n_layer=2, n_head=2,
-                          n_embd=8))
+    model = GPT(GPTConfig(vocab_size=gpt2.n_vocab, block_size=6, n_layer=2, n_head=2, n_embd=8))
     ui = attention_explorer(model, gpt2, ["To be, or not to be, that is the question", "Hi"])
     choose, text, sliders, status, image = ui.children
     layer, head = sliders.children
@@ -168,7 +167,7 @@ def test_sampling_playground_generates_on_creation_and_on_click(tiny_generator):
     expected = tiny_generator("Leaving this place", 12, SamplingConfig(0.8, top_k=50, seed=0))[0]
     first = c["output"].value
     assert first.startswith("<pre") and "<b>Leaving this place</b>" in first
-    assert first.endswith(f"{html.escape(expected[len('Leaving this place'):])}</pre>")
+    assert first.endswith(f"{html.escape(expected[len('Leaving this place') :])}</pre>")
     assert "top_k=50" in c["config"].value and "top_p=None" in c["config"].value
 
     c["temperature"].value, c["top_k"].value, c["top_p"].value = 1.5, 0, 0.9
@@ -179,6 +178,6 @@ def test_sampling_playground_generates_on_creation_and_on_click(tiny_generator):
     config = SamplingConfig(1.5, top_k=None, top_p=0.9, repetition_penalty=1.3, seed=7)
     text = tiny_generator("to be", 20, config)[0]
     assert c["config"].value == f"<code>{html.escape(repr(config))}</code>"
-    assert c["output"].value.endswith(f"<b>to be</b>{html.escape(text[len('to be'):])}</pre>")
+    assert c["output"].value.endswith(f"<b>to be</b>{html.escape(text[len('to be') :])}</pre>")
     c["button"].click()  # same settings, same seed: the same text
-    assert c["output"].value.endswith(f"{html.escape(text[len('to be'):])}</pre>")
+    assert c["output"].value.endswith(f"{html.escape(text[len('to be') :])}</pre>")

@@ -104,8 +104,14 @@ def test_cached_logits_equal_full_recompute(model):
 def test_greedy_with_and_without_cache_is_identical(implementation, prompt_len, new):
     # (3, 4) stays inside the window of 8; (3, 30) and (12, 10) run past it.
     torch.manual_seed(2)
-    config = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16,
-                       attn_implementation=implementation)
+    config = GPTConfig(
+        vocab_size=50,
+        block_size=8,
+        n_layer=2,
+        n_head=2,
+        n_embd=16,
+        attn_implementation=implementation,
+    )
     m = GPT(config).eval()
     prompt = torch.randint(0, 50, (2, prompt_len))
     greedy = SamplingConfig(temperature=0)
@@ -117,8 +123,10 @@ def test_greedy_with_and_without_cache_is_identical(implementation, prompt_len, 
 def test_sampling_with_and_without_cache_is_identical(model):
     config = SamplingConfig(temperature=0.9, top_p=0.9, seed=3)
     prompt = torch.tensor([[5, 6, 7]])
-    assert torch.equal(generate(model, prompt, 20, config, use_cache=True),
-                       generate(model, prompt, 20, config, use_cache=False))
+    assert torch.equal(
+        generate(model, prompt, 20, config, use_cache=True),
+        generate(model, prompt, 20, config, use_cache=False),
+    )
 
 
 def test_cache_overflow_is_a_clear_error(model):

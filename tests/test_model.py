@@ -100,3 +100,17 @@ def test_bigram_starts_near_ln_vocab():
     idx = torch.randint(0, 1000, (4, 16))
     logits, loss = model(idx, idx)
     assert logits.shape == (4, 16, 1000) and abs(loss.item() - math.log(1000)) < 0.05
+
+
+def test_weights_hold_a_tied_matrix_once_and_load_back():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=4, n_layer=1, n_head=1, n_embd=4))
+    weights = model.weights()
+    assert "lm_head.weight" not in weights and "transformer.wte.weight" in weights
+    fresh = GPT(model.config)
+    fresh.load_weights(weights)
+    assert fresh.lm_head.weight is fresh.transformer.wte.weight
+    assert torch.equal(fresh.lm_head.weight, model.lm_head.weight)
+    fresh.load_weights(model.state_dict())  # a full state dict loads too
+    with pytest.raises(ValueError, match="missing"):
+        fresh.load_weights({k: v for k, v in weights.items() if k != "transformer.ln_f.weight"})

@@ -273,8 +273,12 @@ def draw_kv_schedule(ax, rows: Sequence[Sequence[int]], title: str | None = None
     from matplotlib.colors import ListedColormap
 
     colours = ["white", "#d9d9d9", "#9ecae1", "#fd8d3c"]
-    names = ["not written yet", "cropped (outside the window)", "read from the cache",
-             "computed at this step"]
+    names = [
+        "not written yet",
+        "cropped (outside the window)",
+        "read from the cache",
+        "computed at this step",
+    ]
     steps, width = len(rows), len(rows[0])
     ax.imshow(rows, cmap=ListedColormap(colours), vmin=-0.5, vmax=3.5, aspect="auto")
     ax.set_xticks(range(width))
@@ -289,8 +293,9 @@ def draw_kv_schedule(ax, rows: Sequence[Sequence[int]], title: str | None = None
     if title:
         ax.set_title(title)
     if legend:
-        handles = [mpatches.Patch(facecolor=c, edgecolor="0.6", label=n)
-                   for c, n in zip(colours, names)]
+        handles = [
+            mpatches.Patch(facecolor=c, edgecolor="0.6", label=n) for c, n in zip(colours, names)
+        ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
@@ -335,19 +340,31 @@ def sampling_playground(
             value=prompt, description="Prompt:", style=style, layout=widgets.Layout(width="95%")
         ),
         temperature=widgets.FloatSlider(
-            value=temperature, min=0.0, max=2.0, step=0.05, description="Temperature (0 = greedy):",
+            value=temperature,
+            min=0.0,
+            max=2.0,
+            step=0.05,
+            description="Temperature (0 = greedy):",
             style=style,
         ),
         top_k=widgets.IntSlider(
             value=top_k, min=0, max=200, description="Top-k (0 = off):", style=style
         ),
         top_p=widgets.FloatSlider(
-            value=top_p, min=0.05, max=1.0, step=0.05, description="Top-p (1 = off):",
+            value=top_p,
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            description="Top-p (1 = off):",
             style=style,
         ),
         repetition_penalty=widgets.FloatSlider(
-            value=repetition_penalty, min=1.0, max=2.0, step=0.05,
-            description="Repetition penalty (1 = off):", style=style,
+            value=repetition_penalty,
+            min=1.0,
+            max=2.0,
+            step=0.05,
+            description="Repetition penalty (1 = off):",
+            style=style,
         ),
         length=widgets.IntSlider(
             value=max_new_tokens, min=1, max=300, description="New tokens:", style=style

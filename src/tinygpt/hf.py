@@ -90,13 +90,7 @@ def to_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def from_hf(hf_model) -> GPT:
     """Our GPT holding a copy of a ``transformers.GPT2LMHeadModel``'s weights."""
     model = GPT(config_from_hf(hf_model.config))
-    state = from_hf_state_dict(hf_model.state_dict())
-    if model.config.tie_weights:
-        state.pop("lm_head.weight", None)  # the same tensor as transformer.wte.weight
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not (model.config.tie_weights and m == "lm_head.weight")]
-    if missing or unexpected:
-        raise ValueError(f"state dicts do not match: missing {missing}, unexpected {unexpected}")
+    model.load_weights(from_hf_state_dict(hf_model.state_dict()))
     return model
 
 

@@ -135,6 +135,24 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The state dict with every tensor once: a tied ``lm_head.weight`` is left out."""
+        state = self.state_dict()
+        if self.config.tie_weights:
+            state.pop("lm_head.weight")  # the same tensor as transformer.wte.weight
+        return state
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a full state dict or one from ``weights()``; any other difference raises."""
+        if self.config.tie_weights:
+            state = {k: v for k, v in state.items() if k != "lm_head.weight"}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [m for m in missing if not (self.config.tie_weights and m == "lm_head.weight")]
+        if missing or unexpected:
+            raise ValueError(
+                f"weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+
     def num_parameters(self, exclude_positions: bool = False) -> int:
         """Distinct parameters (a tied matrix counts once), optionally without ``wpe``."""
         n = sum(p.numel() for p in self.parameters())  # parameters() yields tied ones once

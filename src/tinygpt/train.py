@@ -309,29 +309,16 @@ def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
     return state
 
 
-def _model_state(model: GPT) -> dict[str, torch.Tensor]:
-    state = model.state_dict()
-    if model.config.tie_weights:
-        state.pop("lm_head.weight")  # the same tensor as transformer.wte.weight
-    return state
-
-
 def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
     """Rebuild a GPT from a checkpoint's config and weights."""
     try:
         model = GPT(GPTConfig.from_dict(checkpoint.model_config))
-        missing, unexpected = model.load_state_dict(checkpoint.model_state, strict=False)
+        model.load_weights(checkpoint.model_state)
     except (ValueError, TypeError, RuntimeError) as err:  # a bad config, or mis-shaped weights
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ckpt.CheckpointError(
             f"checkpoint does not fit its own config: {first_line}"
         ) from None
-    missing = [m for m in missing if not (model.config.tie_weights and m == "lm_head.weight")]
-    if missing or unexpected:
-        raise ckpt.CheckpointError(
-            f"checkpoint weights do not fit its config: missing "
-            f"{missing[:3]}, unexpected {unexpected[:3]}"
-        )
     return model
 
 
@@ -407,7 +394,7 @@ def train(
             out / "last.safetensors",
             ckpt.Checkpoint(
                 asdict(model_config),
-                _model_state(model),
+                model.weights(),
                 meta,
                 optimizer.state_dict(),
                 _rng_state(data_rng),
@@ -535,7 +522,7 @@ def train(
                             out / "best.safetensors",
                             ckpt.Checkpoint(
                                 asdict(model_config),
-                                _model_state(model),
+                                model.weights(),
                                 {
                                     "step": step,
                                     "val_loss": val,
