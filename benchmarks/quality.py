@@ -1,9 +1,9 @@
 """Quality under a wall-clock budget: the default recipe against the original (seed) config.
 
-Each preset is trained by the real CLI (`tinygpt train --preset P --max-minutes M --out DIR/P`)
-for the same budget, one after the other, then both are compared on the *full* validation split
+Each run is the real CLI (`tinygpt train --preset P [flags] --max-minutes M --out DIR/NAME`)
+with the same budget, one after the other; then all are compared on the *full* validation split
 (every token once, loss in GPT-2's token space; nats per token and per character), with their
-throughput and a sample from each.
+throughput, their KV-cache size and a sample from each.
 
     python benchmarks/quality.py                 # 10 minutes per preset
     python benchmarks/quality.py --minutes 2 --out /tmp/quality
@@ -23,57 +23,61 @@ from tinygpt.train import read_metrics
 PROMPT = "Leaving this place is something"
 
 
+def train_and_measure(name: str, flags: list[str], minutes: float, out: Path) -> dict:
+    """Train one run through the CLI for ``minutes``; its final metrics plus a sample."""
+    run_dir = out / name
+    command = [sys.executable, "-m", "tinygpt", "train", *flags, "--out", str(run_dir)]
+    command += ["--max-minutes", str(minutes), "--max-steps", "1000000", "--no-progress"]
+    print("$ tinygpt", " ".join(command[4:]), flush=True)
+    subprocess.run(command, check=True)
+    final = [m for m in read_metrics(run_dir / "metrics.jsonl") if m["kind"] == "final"][-1]
+    generator = TextGenerator.from_checkpoint(run_dir / "best.safetensors")
+    sample = generator(PROMPT, 60, SamplingConfig(temperature=0.8, top_k=50, seed=0))[0]
+    config = generator.model.config
+    # fp32 KV cache: keys and values, every layer, nkv heads of hs numbers, per token
+    cache_bytes = 2 * config.n_layer * config.kv_heads * config.head_size * 4
+    return {
+        **final,
+        "flags": " ".join(flags),
+        "parameters": generator.model.num_parameters(),
+        "kv_cache_bytes_per_token": cache_bytes,
+        "sample": sample,
+    }
+
+
+def report(results: dict[str, dict], minutes: float, out: Path) -> None:
+    """Print the comparison table and the samples; write ``OUT/summary.json``."""
+    first = next(iter(results.values()))
+    print(
+        f"\nBudget: {minutes:g} minutes per run, full validation split "
+        f"({first['val_tokens']} tokens, {first['val_chars']} characters)\n"
+    )
+    print(
+        f"{'run':<12}{'params':>10}{'steps':>8}{'best step':>11}{'nats/token':>12}"
+        f"{'nats/char':>11}{'tokens/s':>10}{'KV B/token':>12}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<12}{r['parameters']:>10}{r['steps_run']:>8}{r['step']:>11}"
+            f"{r['val_loss']:>12.4f}{r['val_loss_per_char']:>11.4f}{r['tokens_per_s']:>10.0f}"
+            f"{r['kv_cache_bytes_per_token']:>12}"
+        )
+    for name, r in results.items():
+        print(f"\n--- {name} (temperature 0.8, top-k 50, seed 0) ---\n{r['sample']}")
+    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="budget per preset")
     parser.add_argument("--presets", nargs="+", default=["default", "seed"])
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
-
-    rows = []
-    for name in args.presets:
-        out = args.out / name
-        command = [
-            sys.executable,
-            "-m",
-            "tinygpt",
-            "train",
-            "--preset",
-            name,
-            "--out",
-            str(out),
-            "--max-minutes",
-            str(args.minutes),
-            "--max-steps",
-            "1000000",
-            "--no-progress",
-        ]
-        print("$", " ".join(command[2:]), flush=True)
-        subprocess.run(command, check=True)
-        final = [m for m in read_metrics(out / "metrics.jsonl") if m["kind"] == "final"][-1]
-        generator = TextGenerator.from_checkpoint(out / "best.safetensors")
-        sample = generator(PROMPT, 60, SamplingConfig(temperature=0.8, top_k=50, seed=0))[0]
-        rows.append((name, final, sample))
-
-    print(
-        f"\nBudget: {args.minutes:g} minutes per preset, full validation split "
-        f"({rows[0][1]['val_tokens']} tokens, {rows[0][1]['val_chars']} characters)\n"
-    )
-    print(
-        f"{'preset':<10}{'steps':>8}{'best step':>11}{'nats/token':>12}{'nats/char':>11}"
-        f"{'tokens/s':>10}"
-    )
-    for name, final, _ in rows:
-        print(
-            f"{name:<10}{final['steps_run']:>8}{final['step']:>11}{final['val_loss']:>12.4f}"
-            f"{final['val_loss_per_char']:>11.4f}{final['tokens_per_s']:>10.0f}"
-        )
-    for name, _, sample in rows:
-        print(f"\n--- {name} (temperature 0.8, top-k 50, seed 0) ---\n{sample}")
-    (args.out / "summary.json").write_text(
-        json.dumps({name: {**final, "sample": sample} for name, final, sample in rows}, indent=2)
-        + "\n"
-    )
+    results = {
+        name: train_and_measure(name, ["--preset", name], args.minutes, args.out)
+        for name in args.presets
+    }
+    report(results, args.minutes, args.out)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) 
             continue
         default = f.default if f.default is not MISSING else None
         kind = type(default)
+        if default is None:  # an optional field, e.g. n_kv_head: int | None
+            kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]
         section.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,

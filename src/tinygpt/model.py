@@ -1,5 +1,9 @@
 """The GPT model (Chapter 5): a stack of pre-norm decoder blocks over token + position embeddings.
 
+Chapter 8 adds options that turn it, one flag at a time, into a Llama-style decoder: rotary
+positions instead of learned ones (``pos_embedding="rope"``), grouped-query attention
+(``n_kv_head``), RMSNorm (``norm="rmsnorm"``) and a SwiGLU MLP (``mlp="swiglu"``).
+
 Module and parameter names mirror Hugging Face's ``GPT2LMHeadModel`` (``transformer.wte``,
 ``transformer.wpe``, ``transformer.h.N.ln_1``, ``attn.c_attn``, ``mlp.c_fc``, ``transformer.ln_f``,
 ``lm_head``) so that converting weights either way is a loop (see ``tinygpt.hf``).
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt.attention import CausalSelfAttention, KVCache
+from tinygpt.rope import RotaryEmbedding
 
 
 @dataclass
@@ -30,6 +35,14 @@ class GPTConfig:
     bias: bool = True  # biases in Linear layers and LayerNorms, as in GPT-2
     tie_weights: bool = True  # lm_head shares its matrix with wte, as in GPT-2
     attn_implementation: str = "sdpa"  # "sdpa" (fused) or "eager" (ours, written out)
+    # Chapter 8: the road to Llama. The defaults are GPT-2's.
+    n_kv_head: int | None = None  # nkv key/value heads: None = n_head (MHA), 1 = MQA, else GQA
+    pos_embedding: str = "learned"  # "learned" (GPT-2's wpe) or "rope" (rotary, Llama)
+    rope_theta: float = 10_000.0  # RoPE's base: the slowest pair turns once per ~2π·base tokens
+    norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (Llama)
+    norm_eps: float = 1e-5
+    mlp: str = "gelu"  # "gelu" (GPT-2: 4C wide) or "swiglu" (Llama: gated, SiLU)
+    mlp_hidden: int | None = None  # MLP width; None = 4C for gelu, the same parameters for swiglu
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -47,10 +60,55 @@ class GPTConfig:
             raise ValueError(
                 f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}"
             )
+        for name in ("n_kv_head", "mlp_hidden"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.n_head % self.kv_heads != 0:
+            raise ValueError(
+                f"n_head = {self.n_head} is not divisible by n_kv_head = {self.n_kv_head}: "
+                f"each key/value head must serve the same number of query heads "
+                f"(n_kv_head = n_head is MHA, 1 is MQA, a divisor in between is GQA)"
+            )
+        choices = dict(
+            pos_embedding=("learned", "rope"), norm=("layernorm", "rmsnorm"), mlp=("gelu", "swiglu")
+        )
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(map(repr, allowed))}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        if self.pos_embedding == "rope" and self.head_size % 2:
+            raise ValueError(
+                f"RoPE rotates pairs of numbers, so the head size must be even; "
+                f"n_embd / n_head = {self.head_size}"
+            )
+        if not self.rope_theta > 1.0:
+            raise ValueError(f"rope_theta must be > 1, got {self.rope_theta}")
+        if not self.norm_eps > 0.0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
 
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """nkv: key/value heads (n_kv_head, or n_head when it is None)."""
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def hidden_size(self) -> int:
+        """The MLP's inner width. SwiGLU has three matrices instead of two, so by default it is
+        2/3 of 4C (rounded up to a multiple of 8), keeping the parameter count about equal."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        if self.mlp == "gelu":
+            return 4 * self.n_embd
+        return -(-(8 * self.n_embd // 3) // 8) * 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,14 +127,58 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, config.hidden_size, bias=config.bias)
         # GPT-2 uses the tanh approximation of GELU (Hendrycks & Gimpel, 2016).
         self.gelu = nn.GELU(approximate="tanh")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden_size, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class SwiGLU(nn.Module):
+    """Llama's gated feed-forward (Shazeer, 2020): SiLU(x W_gate) ⊙ (x W_up), projected back.
+
+    The gate decides, per hidden unit, how much of the "up" value passes. ``c_fc`` computes gate
+    and up in one matrix multiply (gate first), as ``c_attn`` does for q, k and v.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 2 * config.hidden_size, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden_size, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.c_fc(x).chunk(2, dim=-1)  # each (B, T, hidden)
+        return self.dropout(self.c_proj(F.silu(gate) * up))  # (B, T, C)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (Zhang & Sennrich, 2019): x / rms(x) · g.
+
+    LayerNorm subtracts the mean, divides by the standard deviation, then scales and shifts.
+    RMSNorm skips the mean and the shift: cheaper, and it works as well in practice. Computed in
+    float32 whatever the input's dtype, as Llama does, because the mean of squares of bf16
+    numbers loses too many digits.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, C)
+        return self.weight * normed.to(x.dtype)
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
 class Block(nn.Module):
@@ -85,17 +187,26 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(
-            config.n_embd, config.n_head, config.dropout, config.bias, config.attn_implementation
+            config.n_embd,
+            config.n_head,
+            config.dropout,
+            config.bias,
+            config.attn_implementation,
+            n_kv_head=config.kv_heads,
         )
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)  # tokens exchange information
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)  # tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # each token thinks on its own
         return x
 
@@ -106,15 +217,15 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings
-                wpe=nn.Embedding(config.block_size, config.n_embd),  # learned positions
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))  # token embeddings
+        if config.pos_embedding == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # learned positions
+        else:  # RoPE: no position vectors; q and k are rotated inside every attention layer
+            layers["rotary"] = RotaryEmbedding(config.head_size, config.rope_theta)
+        layers["drop"] = nn.Dropout(config.dropout)
+        layers["h"] = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        layers["ln_f"] = make_norm(config)
+        self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             # One V×C matrix both reads tokens in and scores tokens out (Press & Wolf, 2017).
@@ -156,15 +267,15 @@ class GPT(nn.Module):
     def num_parameters(self, exclude_positions: bool = False) -> int:
         """Distinct parameters (a tied matrix counts once), optionally without ``wpe``."""
         n = sum(p.numel() for p in self.parameters())  # parameters() yields tied ones once
-        if exclude_positions:
+        if exclude_positions and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
 
     def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        """An empty KV cache for this model, as long as its context window."""
+        """An empty KV cache for this model (nkv heads per layer), as long as its window."""
         c = self.config
         device = device or self.lm_head.weight.device
-        return KVCache(c.n_layer, batch_size, c.n_head, c.head_size, c.block_size, device, dtype)
+        return KVCache(c.n_layer, batch_size, c.kv_heads, c.head_size, c.block_size, device, dtype)
 
     def forward(
         self,
@@ -186,10 +297,15 @@ class GPT(nn.Module):
                 f"tokens"
             )
         pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.pos_embedding == "learned":
+            x = x + self.transformer.wpe(pos)  # (B, T, C)
+        else:  # RoPE: positions enter inside attention, as rotations of q and k
+            rope = self.transformer.rotary(pos)  # cos, sin: (T, hs) each
         x = self.transformer.drop(x)
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, cache, layer)  # (B, T, C)
+            x = block(x, cache, layer, rope)  # (B, T, C)
         if cache is not None:
             cache.length += T
         x = self.transformer.ln_f(x)

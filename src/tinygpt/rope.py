@@ -15,6 +15,7 @@ alike.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def rope_inverse_frequencies(head_size: int, base: float = 10_000.0) -> torch.Tensor:
@@ -47,3 +48,20 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 def interleaved_to_half_split(x: torch.Tensor) -> torch.Tensor:
     """Reorder the last dimension from neighbour pairs (0,1),(2,3).. to halves (0,hs/2),(1,..)."""
     return torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos and sin for any positions, on the model's device. Holds no parameters: the angles
+    are fixed, so the only state is the θ_i (a buffer, left out of checkpoints)."""
+
+    def __init__(self, head_size: int, base: float = 10_000.0) -> None:
+        super().__init__()
+        self.register_buffer(
+            "inv_freq", rope_inverse_frequencies(head_size, base), persistent=False
+        )
+
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions (T,) -> cos, sin, each (T, hs) in float32 (angles lose digits in bf16)."""
+        angles = positions.float()[:, None] * self.inv_freq  # (T, hs/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, hs)
+        return angles.cos(), angles.sin()

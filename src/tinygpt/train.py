@@ -112,6 +112,23 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.1, tie_weights=True),
         dict(batch_size=32),
     ),
+    # Chapter 8: the default recipe with Llama's parts (RoPE, GQA, RMSNorm, SwiGLU, no biases).
+    "llama": (
+        dict(
+            block_size=128,
+            n_layer=4,
+            n_head=4,
+            n_kv_head=2,
+            n_embd=192,
+            dropout=0.1,
+            tie_weights=True,
+            bias=False,
+            pos_embedding="rope",
+            norm="rmsnorm",
+            mlp="swiglu",
+        ),
+        dict(batch_size=32),
+    ),
 }
 
 
