@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -114,10 +115,13 @@ def run_train(args: argparse.Namespace) -> int:
     }
     model_config, train_config = preset(args.preset, **overrides)
     out = args.out or Path("runs") / args.preset
-    print(f"tinygpt train: preset {args.preset}, writing to {out}", file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"tinygpt train: preset {args.preset}, writing to {out}", file=sys.stderr)
     result = train(
         model_config, train_config, out_dir=out, resume=args.resume, progress=not args.no_progress
     )
+    if not result.is_main:  # a torchrun rank > 0: rank 0 reports
+        return 0
     if result.stopped == "interrupted":
         print(
             f"Stopped at step {result.step}; resume with: tinygpt train --preset {args.preset} "

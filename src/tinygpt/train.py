@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from tinygpt import checkpoint as ckpt
+from tinygpt import distributed
 from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
 from tinygpt.model import GPT, GPTConfig
 from tinygpt.vocab import RestrictedVocab
@@ -317,6 +318,7 @@ class TrainResult:
     best_val_loss: float = math.inf
     stopped: str = ""  # why the run ended: "max_steps", "time", "early_stop", "interrupted"
     final: dict = field(default_factory=dict)
+    is_main: bool = True  # False on the ranks > 0 of a torchrun launch (they write nothing)
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -356,19 +358,26 @@ def train(
 
     ``halt_at_step`` stops early as if interrupted (used to test exact resumption).
     Ctrl-C saves ``last.safetensors`` and returns cleanly.
+
+    Under ``torchrun --nproc_per_node=N`` this is data-parallel (``tinygpt.distributed``): each
+    rank draws its own batches of ``batch_size``, DDP averages the gradients, and rank 0 alone
+    writes files. Exact resumption is guaranteed for a single process; resumed ranks > 0 draw
+    fresh (seeded) batches.
     """
     out = Path(out_dir) if out_dir is not None else None
-    device = pick_device(config.device)
+    ctx, device = distributed.setup(pick_device(config.device))
+    writes = out is not None and ctx.is_main  # only rank 0 touches the output folder
     corpus = prepare_corpus(config.restrict_vocab, config.vocab_min_count)
     if model_config.vocab_size != corpus.vocab_size:
         # The vocabulary follows the data: all of GPT-2's, or the restricted one.
         model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
 
     torch.manual_seed(config.seed)  # initial weights and dropout masks
-    data_rng = torch.Generator().manual_seed(config.seed + 1)  # which windows each batch takes
+    # which windows each batch takes: a different stream on every rank
+    data_rng = torch.Generator().manual_seed(config.seed + 1 + ctx.rank)
     model = GPT(model_config).to(device)
     optimizer = configure_optimizer(model, config, device)
-    result = TrainResult(out_dir=out)
+    result = TrainResult(out_dir=out, is_main=ctx.is_main)
     start_step = 0
     patience_left = config.patience
 
@@ -393,12 +402,14 @@ def train(
         if "cuda" in saved.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(saved.rng["cuda"])
         start_step = saved.meta["step"]
+        if ctx.rank > 0:  # the checkpoint holds rank 0's data stream; the others reseed
+            data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * start_step)
         result.best_val_loss = saved.meta["best_val_loss"]
         patience_left = saved.meta["patience_left"]
-        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=start_step)
+        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=start_step, write=writes)
 
     def save_last(step: int) -> None:
-        if out is None:
+        if not writes:
             return
         meta = {
             "step": step,
@@ -420,11 +431,11 @@ def train(
 
     def log(record: dict) -> None:
         result.metrics.append(record)
-        if out is not None:
+        if writes:
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    if out is not None:
+    if writes:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             (out / "metrics.jsonl").write_text("")
@@ -432,12 +443,13 @@ def train(
             json.dumps({"model": asdict(model_config), "train": asdict(config)}, indent=2) + "\n"
         )
 
-    compiled = torch.compile(model) if config.compile else model
+    wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
+    compiled = torch.compile(wrapped) if config.compile else wrapped
     budget = config.max_minutes * 60.0
     started = time.perf_counter()
-    tokens_per_step = config.batch_size * model_config.block_size
+    tokens_per_step = config.batch_size * model_config.block_size * ctx.world_size
     bar = None
-    if progress:
+    if progress and ctx.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True)
@@ -449,7 +461,7 @@ def train(
     try:
         while step < config.max_steps:
             elapsed = time.perf_counter() - started
-            if budget and elapsed >= budget:
+            if distributed.any_rank(bool(budget) and elapsed >= budget, ctx):
                 result.stopped = "time"
                 break
             if halt_at_step is not None and step >= halt_at_step:
@@ -534,7 +546,7 @@ def train(
                 if val < result.best_val_loss:
                     result.best_val_loss = val
                     patience_left = config.patience
-                    if out is not None:
+                    if writes:
                         ckpt.save(
                             out / "best.safetensors",
                             ckpt.Checkpoint(
@@ -565,20 +577,22 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+        distributed.cleanup(ctx)
     if result.stopped in ("interrupted", "time") or step % config.eval_interval:
         save_last(step)
     result.step = step
     return result
 
 
-def _read_metrics(path: Path, until_step: int | None = None) -> list[dict]:
+def _read_metrics(path: Path, until_step: int | None = None, write: bool = True) -> list[dict]:
     if not path.is_file():
         return []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if until_step is None:
         return records
     kept = [r for r in records if r["step"] <= until_step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drop what came after
+    if write:
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drop what came after
     return kept
 
 
