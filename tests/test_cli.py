@@ -80,3 +80,26 @@ def test_missing_and_mismatched_checkpoints(run_dir, tmp_path, capsys):
     (tmp_path / "junk.safetensors").write_bytes(torch.randn(10).numpy().tobytes())
     assert main(["sample", "--checkpoint", str(tmp_path / "junk.safetensors")]) == 2
     assert "not a readable tinygpt checkpoint" in capsys.readouterr().err
+
+
+def test_llama_preset_trains_and_samples_end_to_end(tmp_path, capsys):
+    """Chapter 8's flags through the real CLI: RoPE, GQA, RMSNorm, SwiGLU, then sampling."""
+    out = tmp_path / "llama"
+    flags = ["--preset", "llama", "--block-size", "16", "--n-layer", "1", "--n-embd", "32"]
+    flags += [
+        "--max-steps",
+        "2",
+        "--eval-interval",
+        "2",
+        "--eval-batches",
+        "1",
+        "--batch-size",
+        "2",
+    ]
+    assert main(["train", *flags, "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    saved = ckpt.load(out / "best.safetensors")
+    assert saved.model_config["pos_embedding"] == "rope" and saved.model_config["n_kv_head"] == 2
+    assert not any("wpe" in name for name in saved.model_state)
+    capsys.readouterr()
+    assert sample(out, "--prompt", "To be", "--seed", "0") == 0
+    assert capsys.readouterr().out.startswith("To be")
