@@ -406,3 +406,97 @@ def sampling_playground(
     )
     box.controls = controls
     return box
+
+
+# Chapter 8: which numbers RoPE rotates together, and which key/value head each query head reads.
+
+
+def rope_pairs(head_size: int, layout: str = "half-split") -> list[tuple[int, int]]:
+    """The (j, j') index pairs that RoPE rotates together, pair i first, read off the package.
+
+    ``"half-split"`` is what ``tinygpt.rope.apply_rope`` does: pair i is i and the index where
+    ``rotate_half`` moves the one-hot vector e_i. ``"interleaved"`` is the paper's layout: the two
+    indices that ``interleaved_to_half_split`` moves into the half-split pair i.
+    """
+    import torch
+
+    from tinygpt.rope import interleaved_to_half_split, rotate_half
+
+    if layout not in ("half-split", "interleaved"):
+        raise ValueError(f"layout must be 'half-split' or 'interleaved', got {layout!r}")
+    eye = torch.eye(head_size)
+    half = [(i, int(rotate_half(eye[i]).abs().argmax())) for i in range(head_size // 2)]
+    if layout == "half-split":
+        return half
+    order = interleaved_to_half_split(torch.arange(head_size)).tolist()  # slot -> index
+    return [(order[a], order[b]) for a, b in half]
+
+
+def draw_rope_pairs(ax, head_size: int, layout: str = "half-split", title: str | None = None):
+    """Draw the head's numbers x_0 .. x_{hs-1} as boxes coloured by the pair that rotates them,
+    with an arc joining the two members of each pair (see ``rope_pairs``)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    pairs = rope_pairs(head_size, layout)
+    colours = plt.get_cmap("tab10" if len(pairs) <= 10 else "tab20")
+    for i, (a, b) in enumerate(pairs):
+        for j in (a, b):
+            ax.add_patch(Rectangle((j - 0.45, -0.45), 0.9, 0.9, color=colours(i), alpha=0.55))
+            ax.text(j, 0, f"$x_{{{j}}}$", ha="center", va="center", fontsize=10)
+            ax.text(j, -0.75, f"pair {i}", ha="center", va="center", fontsize=7, color="0.3")
+        ax.annotate(
+            "",
+            xy=(b, 0.47),
+            xytext=(a, 0.47),
+            arrowprops=dict(
+                arrowstyle="-",
+                color=colours(i),
+                linewidth=1.6,
+                connectionstyle=f"arc3,rad={-0.9 if b - a == 1 else -0.25}",
+            ),
+        )
+    ax.set_xlim(-0.6, head_size - 0.4)
+    ax.set_ylim(-1.0, 1.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def kv_head_of_query_heads(n_head: int, n_kv_head: int) -> list[int]:
+    """Which key/value head each of the nh query heads reads, computed by the package's own
+    ``CausalSelfAttention.expand_kv`` on a tensor whose head h holds the number h."""
+    import torch
+
+    from tinygpt.attention import CausalSelfAttention
+
+    attention = CausalSelfAttention(2 * n_head, n_head, n_kv_head=n_kv_head)
+    labels = torch.arange(n_kv_head, dtype=torch.float32).view(1, n_kv_head, 1, 1)
+    return attention.expand_kv(labels).flatten().long().tolist()
+
+
+def draw_kv_sharing(ax, n_head: int, n_kv_head: int, title: str | None = None):
+    """Draw nh query heads (circles, top) joined to the nkv key/value heads they read (squares,
+    bottom), as ``kv_head_of_query_heads`` says."""
+    import matplotlib.pyplot as plt
+
+    owner = kv_head_of_query_heads(n_head, n_kv_head)
+    colours = plt.get_cmap("tab10")
+    kv_x = [
+        sum(h for h in range(n_head) if owner[h] == g) / owner.count(g) for g in range(n_kv_head)
+    ]
+    for h, g in enumerate(owner):
+        ax.plot([h, kv_x[g]], [1.0, 0.0], color=colours(g % 10), linewidth=1.2, zorder=1)
+        ax.scatter([h], [1.0], s=230, color=colours(g % 10), edgecolor="0.2", zorder=2)
+        ax.text(h, 1.0, f"q{h}", ha="center", va="center", fontsize=7, zorder=3)
+    for g, x in enumerate(kv_x):
+        ax.scatter([x], [0.0], s=420, marker="s", color=colours(g % 10), edgecolor="0.2", zorder=2)
+        ax.text(x, 0.0, f"kv{g}", ha="center", va="center", fontsize=7, zorder=3)
+    ax.set_xlim(-0.7, n_head - 0.3)
+    ax.set_ylim(-0.4, 1.4)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
