@@ -1,0 +1,588 @@
+"""The rendered book, opened page by page in headless Chromium.
+
+The book is built once per session (``make assets``, then ``jupyter-book build --warningiserror``
+into a temporary folder, so ``_build`` is left alone). Every page listed in ``_toc.yml`` is then
+loaded from ``file://`` by a fresh headless Chromium (a pool of two), which runs the page's
+scripts for up to ten seconds of virtual time and prints the resulting DOM (``--dump-dom``).
+One test per page checks that DOM:
+
+* math is typeset: every element Sphinx marked as math holds a MathJax ``mjx-container``, MathJax
+  reported no TeX error (``mjx-merror``), and no raw ``$$``, ``$...$``, ``\\(`` or ``\\[`` is left
+  in the text outside code and scripts (math the parser missed would be left there);
+* every ``<img>`` points at a file that exists inside the build (or is a ``data:``/``blob:`` URI
+  made by the page), and every PNG a chapter notebook shows is one of the page's images,
+  byte for byte;
+* widgets are rendered from their saved state: on pages whose notebook saved widget state, the
+  widget manager (``@jupyter-widgets/html-manager``) put a rendered ``.jupyter-widgets`` tree
+  before every widget-view placeholder, the text that the displayed models hold (labels,
+  descriptions, HTML) is in it, and every displayed image widget is drawn;
+* the page requests nothing outside the book, checked two ways. Statically, in the built HTML and
+  in the DOM after scripts ran: no element that makes the browser fetch something (script,
+  stylesheet, preload, icon, image, iframe, media) and no ``url()``/``@import`` in a ``<style>``
+  or in a style sheet the page links points at ``http(s)://`` or ``//host``, and every local one
+  resolves to a file inside the build. Dynamically: Chromium runs with
+  ``--host-resolver-rules="MAP * ~NOTFOUND"`` (no name resolves, so nothing could be fetched from
+  a network anyway) and writes a net log (``--log-net-log``). Chromium reads ``file://`` pages
+  and their files without its network stack, so a URL request in that log is a request that
+  left the book; the ones the page made (initiator: the page's opaque file origin) must be none.
+  Chromium's own background requests (network time, account and update checks, which the flags
+  above reduce but do not stop) have no initiator and are not the book's doing. A control test
+  checks that the net log does catch a page that fetches a style sheet, an image and a URL.
+  (The net log was chosen over ``--enable-logging`` console output because it records every
+  request, whether or not anything on the page reports its failure.)
+* no Python traceback is shown: no "Traceback (most recent call last)", no error or traceback
+  output block, no stderr output that reports an error, no raw ANSI escape codes.
+
+Skipped only when no Chromium (``chromium``, ``chromium-browser``, ``google-chrome``) is on PATH.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import bs4  # installed with nbconvert and the book theme
+import pytest
+from sphinx_external_toc.parsing import parse_toc_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--virtual-time-budget=10000",
+]
+PAGE_TIMEOUT_S = 90
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def find_browser() -> str | None:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def toc_pages() -> list[str]:
+    """Docnames of every page in _toc.yml, root first (e.g. 'book/intro')."""
+    return list(parse_toc_yaml(REPO / "_toc.yml").keys())
+
+
+def source_of(docname: str) -> Path:
+    for suffix in (".ipynb", ".md", ".rst"):
+        path = REPO / f"{docname}{suffix}"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"no source file for {docname}")
+
+
+# ---------------------------------------------------------------- running Chromium
+
+
+@dataclass
+class Dump:
+    """What Chromium made of one page."""
+
+    dom: str
+    requests: list[str] | None  # URLs the page asked the network for; None: no net log
+    returncode: int
+    stderr: str
+
+
+def page_requests(path: Path) -> list[str] | None:
+    """URLs that a page (not Chromium itself) asked the network for, read from a net log.
+
+    Chromium reads file:// pages and their files without its network stack, so every request in
+    the log left the book. Chromium also makes a few requests of its own (network time, account
+    and update checks), logged with "initiator": "not an origin" and a network isolation key
+    that is not the page's file:// one; those are not the book's doing and are left out.
+    """
+    if not path.exists():
+        return None
+    text = path.read_text(errors="replace").strip()
+    try:
+        log = json.loads(text)
+    except json.JSONDecodeError:  # a log that Chromium did not get to close
+        log = json.loads(text.rstrip(",") + "]}")
+    types = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    found = []
+    for event in log.get("events", []):
+        params = event.get("params") or {}
+        if types.get(event["type"]) != "URL_REQUEST_START_JOB" or "url" not in params:
+            continue
+        by_browser = params.get("initiator") == "not an origin"
+        if not by_browser or "file://" in params.get("network_isolation_key", ""):
+            found.append(params["url"])
+    return found
+
+
+def dump_page(browser: str, url: str) -> Dump:
+    """Open url in a fresh headless Chromium; return the DOM after scripts ran and the net log."""
+    with tempfile.TemporaryDirectory(prefix="tinygpt-chromium-") as tmp:
+        net_log = Path(tmp) / "net-log.json"
+        cmd = [
+            browser,
+            *CHROME_FLAGS,
+            f"--user-data-dir={Path(tmp) / 'profile'}",
+            f"--log-net-log={net_log}",
+            "--dump-dom",
+            url,
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PAGE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return Dump("", None, -1, f"Chromium did not finish within {PAGE_TIMEOUT_S} s")
+        noise = ("dbus", "Fontconfig", "unexpected operator")  # harmless in containers
+        err = [line for line in proc.stderr.splitlines() if not any(n in line for n in noise)]
+        return Dump(proc.stdout, page_requests(net_log), proc.returncode, "\n".join(err[-30:]))
+
+
+# ---------------------------------------------------------------- checks on a DOM
+
+# Elements that make the browser fetch something, and the attributes that name it.
+FETCHING = {
+    "script": ("src",),
+    "img": ("src", "srcset"),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "source": ("src", "srcset"),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "track": ("src",),
+    "input": ("src",),
+    "image": ("href", "xlink:href"),
+    "use": ("href", "xlink:href"),
+}
+# <link> relations that make the browser fetch their href (next/prev/index/search do not).
+FETCHING_LINK_RELS = {
+    "stylesheet", "preload", "modulepreload", "prefetch", "prerender", "preconnect",
+    "dns-prefetch", "icon", "shortcut", "apple-touch-icon", "manifest", "mask-icon",
+}  # fmt: skip
+CSS_URL = re.compile(r"""(?:url\(|@import\s+(?:url\()?)\s*['"]?([^'")\s]+)""")
+CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+def css_urls(css: str) -> list[str]:
+    """The URLs in url(...) and @import of a style sheet, comments left out."""
+    return CSS_URL.findall(CSS_COMMENT.sub("", css))
+
+
+IN_PAGE = ("data:", "blob:", "about:", "javascript:", "#")
+
+
+def leaves_book(url: str) -> bool:
+    """Whether a URL points off this machine: http(s)://, //host/ and any scheme but file:."""
+    return url.startswith("//") or urlsplit(url).scheme.lower() not in ("", "file")
+
+
+def parse(html: str):
+    return bs4.BeautifulSoup(html, "html.parser")
+
+
+def fetched_urls(soup) -> list[tuple[str, str]]:
+    """(what, url) for every resource the markup makes the browser fetch."""
+    out = []
+    for tag, attrs in FETCHING.items():
+        for el in soup.find_all(tag):
+            for attr in attrs:
+                value = el.get(attr)
+                if not value:
+                    continue
+                urls = [value]
+                if attr == "srcset":
+                    urls = [part.split()[0] for part in value.split(",") if part.strip()]
+                out += [(f"<{tag} {attr}>", u.strip()) for u in urls if u.strip()]
+    for el in soup.find_all("link"):
+        rels = {r.lower() for r in el.get("rel", [])}
+        if rels & FETCHING_LINK_RELS and el.get("href"):
+            out.append((f"<link rel={' '.join(sorted(rels))}>", el["href"]))
+    for el in soup.find_all(style=True):
+        out += [("style attribute", u) for u in css_urls(el["style"])]
+    for el in soup.find_all("style"):
+        out += [("<style>", u) for u in css_urls(el.get_text())]
+    return out
+
+
+def local_file(page: Path, url: str) -> Path:
+    """The file a relative URL on page points at (query and fragment dropped)."""
+    target = urlsplit(urljoin(page.as_uri(), url))
+    return Path(unquote(target.path))
+
+
+def inside(root: Path, path: Path) -> bool:
+    return root.resolve() in path.resolve().parents
+
+
+def outside_requests(page: Path, html_root: Path, soup) -> list[str]:
+    """Resources the page (or a style sheet it links) would fetch from outside the book."""
+    problems = []
+    sheets = []
+    for what, url in fetched_urls(soup):
+        if url.startswith(IN_PAGE):
+            continue
+        if leaves_book(url):
+            problems.append(f"{what} {url}")
+            continue
+        path = local_file(page, url)
+        if not path.is_file():
+            problems.append(f"{what} {url} is not a file in the book")
+        elif not inside(html_root, path):
+            problems.append(f"{what} {url} lies outside the book")
+        elif path.suffix == ".css":
+            sheets.append(path)
+    for sheet in sheets:
+        for url in css_urls(sheet.read_text(errors="replace")):
+            if url.startswith(IN_PAGE):
+                continue
+            if leaves_book(url):
+                problems.append(f"{sheet.relative_to(html_root)}: url({url})")
+            elif not local_file(sheet, url).is_file():
+                problems.append(f"{sheet.relative_to(html_root)}: url({url}) is not in the book")
+    return problems
+
+
+def image_problems(page: Path, html_root: Path, soup) -> tuple[list[str], set[str]]:
+    """Images that do not resolve to a file in the book; and the sha256 of every image shown."""
+    problems, shown = [], set()
+    for img in soup.find_all("img"):
+        src = (img.get("src") or "").strip()
+        if not src:
+            problems.append(f"<img> without src: {str(img)[:120]}")
+        elif src.startswith("data:"):
+            head, _, body = src.partition(",")
+            data = base64.b64decode(body) if head.endswith(";base64") else unquote(body).encode()
+            shown.add(hashlib.sha256(data).hexdigest())
+        elif src.startswith("blob:"):
+            continue  # made by a script on the page (a widget's image)
+        else:
+            path = local_file(page, src)
+            if leaves_book(src) or not path.is_file():
+                problems.append(f"<img src={src}> is not a file in the book")
+            elif not inside(html_root, path):
+                problems.append(f"<img src={src}> lies outside the book")
+            else:
+                shown.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    return problems, shown
+
+
+SKIPPED_TEXT = {"script", "style", "code", "pre", "textarea", "kbd", "samp", "noscript", "template"}
+RAW_MATH = re.compile(
+    r"\$\$|\\\(|\\\)|\\\[|\\begin\{"  # $$, \(, \), \[, \begin{
+    r"|(?<![\w$])\$[^\s$][^$\n]*?[^\s$\\]\$(?![\w$])"  # $x$ (but not "$5 and $6")
+)
+
+
+def visible_text(soup) -> list[str]:
+    """Text nodes outside code, scripts and MathJax's own markup."""
+    out = []
+    for node in soup.find_all(string=True):
+        names = {p.name for p in node.parents}
+        if names & SKIPPED_TEXT or any(n and n.startswith("mjx-") for n in names):
+            continue
+        if isinstance(node, bs4.Comment | bs4.Doctype | bs4.Declaration):
+            continue
+        if node.strip():
+            out.append(str(node))
+    return out
+
+
+def math_problems(static, soup) -> list[str]:
+    """Math that MathJax did not typeset, or TeX left raw in the text."""
+    problems = []
+    marked = len(static.select(".math"))
+    typeset = soup.select(".math")
+    if marked and not soup.find("mjx-container"):
+        problems.append(f"{marked} math elements but no MathJax output (mjx-container)")
+    for el in typeset:
+        if not el.find("mjx-container"):
+            problems.append(f"math not typeset: {el.get_text()[:80]!r}")
+    problems += [f"MathJax error: {el.get_text()[:80]!r}" for el in soup.find_all("mjx-merror")]
+    for text in visible_text(soup):
+        for m in RAW_MATH.finditer(text):
+            ctx = text[max(0, m.start() - 40) : m.end() + 40]
+            problems.append(f"raw TeX {m.group()!r} in the text: {ctx!r}")
+    return problems
+
+
+def traceback_problems(soup) -> list[str]:
+    problems = []
+    text = soup.get_text()
+    if "Traceback (most recent call last)" in text:
+        i = text.index("Traceback (most recent call last)")
+        problems.append(f"a Python traceback: {text[i : i + 200]!r}")
+    if "\x1b[" in text:
+        problems.append("raw ANSI escape codes in the page")
+    for el in soup.select(".cell_output .traceback, .cell_output .error, .output.traceback"):
+        problems.append(f"an error output: {el.get_text()[:200]!r}")
+    for el in soup.select(".cell_output .stderr, .output.stderr"):
+        if re.search(r"(Error|Exception)\b", el.get_text()):
+            problems.append(f"stderr reports an error: {el.get_text()[:200]!r}")
+    return problems
+
+
+def shown_models(state: dict, roots: list[str]) -> list[dict]:
+    """The saved models a page displays: the views' models and every model they refer to."""
+    models = state.get("state", {})
+    seen, todo = set(), list(roots)
+    while todo:
+        model_id = todo.pop()
+        if model_id in seen or model_id not in models:
+            continue
+        seen.add(model_id)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(models[model_id]["state"]))
+    return [models[m] for m in sorted(seen)]
+
+
+def saved_widget_texts(models: list[dict]) -> list[str]:
+    """Visible strings the saved widget models say the page must show (whitespace removed)."""
+    texts = []
+    for model in models:
+        name, s = model.get("model_name", ""), model.get("state", {})
+        if name == "LabelModel":
+            texts.append(s.get("value", ""))
+        elif name in ("HTMLModel", "HTMLMathModel"):
+            texts.append(parse(s.get("value", "")).get_text())
+        elif name == "ButtonModel":
+            texts.append(s.get("description", ""))
+        if name != "ButtonModel" and not s.get("description_allow_html"):
+            texts.append(s.get("description", "") or "")
+    return [squash(t) for t in texts if t and t.strip()]
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def widget_problems(notebook: dict, soup) -> list[str]:
+    """Widgets the page's saved state holds that the widget manager did not render."""
+    state = notebook.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE)
+    if not state:
+        return []
+    problems = []
+    if not soup.find("script", type=WIDGET_STATE):
+        problems.append("the saved widget state is not in the page")
+    views = soup.find_all("script", type=WIDGET_VIEW)
+    if not views:
+        problems.append("the notebook saved widget state but the page has no widget view")
+    roots = []
+    for script in views:
+        roots.append(json.loads(script.get_text())["model_id"])
+        area = script.find_previous_sibling()
+        if area is None or "widget-subarea" not in area.get("class", []):
+            problems.append(f"widget {roots[-1]} was not rendered (no .widget-subarea)")
+        elif not area.select(".jupyter-widgets"):
+            problems.append(f"widget {roots[-1]} rendered empty: {str(area)[:120]}")
+    models = shown_models(state, roots)
+    areas = soup.select(".widget-subarea")
+    shown = squash("".join(area.get_text() for area in areas))
+    for text in saved_widget_texts(models):
+        if text not in shown:
+            problems.append(f"saved widget text not shown: {text[:80]!r}")
+    images = sum(m.get("model_name") == "ImageModel" for m in models)
+    drawn = [i for a in areas for i in a.select("img.widget-image") if i.get("src")]
+    if len(drawn) < images:
+        problems.append(f"{images} saved widget images, {len(drawn)} drawn")
+    return problems
+
+
+def tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def notebook_pngs(notebook: dict) -> list[tuple[int, str]]:
+    """(cell number, sha256) of every PNG figure a notebook's outputs show."""
+    out = []
+    for n, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code" or {"remove-output", "remove-cell"} & set(tags(cell)):
+            continue
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            # myst-nb shows HTML, widgets and SVG in preference to a PNG of the same output
+            if "image/png" in data and not {"text/html", WIDGET_VIEW, "image/svg+xml"} & set(data):
+                png = base64.b64decode("".join(data["image/png"]))
+                out.append((n, hashlib.sha256(png).hexdigest()))
+    return out
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    path = find_browser()
+    if path is None:
+        pytest.skip(f"no Chromium to open the book in (looked for {', '.join(BROWSERS)} on PATH)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def html_root(browser, tmp_path_factory) -> Path:
+    """The book, built once into a temporary folder with warnings as errors."""
+    assets = subprocess.run(["make", "assets"], cwd=REPO, capture_output=True, text=True)
+    assert assets.returncode == 0, f"make assets failed:\n{assets.stdout}\n{assets.stderr}"
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(REPO)]
+    cmd += ["--path-output", str(out), "--warningiserror", "--keep-going", "--all"]
+    build = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if build.returncode != 0:
+        log = re.sub(r"\x1b\[[0-9;]*m", "", build.stdout + build.stderr)
+        warnings = [line for line in log.splitlines() if re.search(r"WARNING|ERROR|Error", line)]
+        pytest.fail("the book build failed:\n" + "\n".join(warnings or log.splitlines()[-40:]))
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def dumps(browser, html_root) -> dict[str, Dump]:
+    """Every page opened in Chromium, two at a time."""
+    pages = toc_pages()
+
+    def one(docname):
+        page = html_root / f"{docname}.html"
+        return dump_page(browser, page.as_uri()) if page.exists() else None
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        return dict(zip(pages, pool.map(one, pages)))
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_every_built_page_is_in_the_toc(html_root):
+    pages = set(toc_pages())
+    built = {
+        p.relative_to(html_root).with_suffix("").as_posix()
+        for p in html_root.rglob("*.html")
+        if not p.relative_to(html_root).parts[0].startswith("_")
+    }
+    extra = built - pages - {"search", "genindex", "index"}
+    assert not extra, f"pages built but not in _toc.yml (so not opened by this test): {extra}"
+    assert pages <= built, f"pages in _toc.yml that were not built: {pages - built}"
+    root = toc_pages()[0]
+    assert f"{root}.html" in (html_root / "index.html").read_text(), "index.html must lead home"
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_page_renders(docname, html_root, dumps):
+    page = html_root / f"{docname}.html"
+    assert page.exists(), f"{docname} is in _toc.yml but was not built"
+    dump = dumps[docname]
+    assert dump.returncode == 0 and "</html>" in dump.dom, (
+        f"Chromium could not open {docname}: rc={dump.returncode}\n{dump.stderr}"
+    )
+    static = parse(page.read_text())
+    soup = parse(dump.dom)
+    source = source_of(docname)
+    notebook = json.loads(source.read_text()) if source.suffix == ".ipynb" else None
+
+    problems = {}
+    problems["math"] = math_problems(static, soup)
+    img, shown = image_problems(page, html_root, soup)
+    if notebook:
+        img += [
+            f"the PNG output of cell {n} is not an image on the page"
+            for n, sha in notebook_pngs(notebook)
+            if sha not in shown
+        ]
+        problems["widgets"] = widget_problems(notebook, soup)
+    problems["images"] = img
+    requests = outside_requests(page, html_root, static) + outside_requests(page, html_root, soup)
+    problems["requests"] = sorted(set(requests))
+    if dump.requests is None:
+        problems["requests"].append("Chromium wrote no net log, so requests were not checked")
+    else:
+        problems["requests"] += [f"the page requested {u}" for u in dump.requests]
+    problems["tracebacks"] = traceback_problems(soup)
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, f"{docname}:\n" + "\n".join(
+        f"  {kind}: {p}" for kind, ps in problems.items() for p in ps[:10]
+    )
+
+
+def test_net_log_catches_a_request_to_the_web(browser, tmp_path):
+    """The control for the request check: a page that fetches from the web is caught."""
+    page = tmp_path / "fetches.html"
+    page.write_text(
+        '<html><head><link rel="stylesheet" href="https://cdn.example.org/a.css"></head><body>'
+        '<img src="https://example.org/a.png"><script>fetch("http://example.net/b")</script>'
+        "</body></html>"
+    )
+    dump = dump_page(browser, page.as_uri())
+    assert "</html>" in dump.dom and dump.requests is not None, dump.stderr
+    for url in (
+        "https://cdn.example.org/a.css",
+        "https://example.org/a.png",
+        "http://example.net/b",
+    ):
+        assert url in dump.requests, dump.requests
+    assert sorted(outside_requests(page, tmp_path, parse(dump.dom))) == [
+        "<img src> https://example.org/a.png",
+        "<link rel=stylesheet> https://cdn.example.org/a.css",
+    ]
+
+
+def test_checks_catch_raw_math_tracebacks_missing_images_and_widgets(tmp_path):
+    """The DOM checks themselves fail on a page with the faults they look for."""
+    html = (
+        "<p>Attention is $\\mathrm{softmax}(QK^T)$ and \\(x\\)</p><pre>$$ in code is fine $$</pre>"
+        '<span class="math">\\(y\\)</span><img src="missing.png">'
+        '<div class="cell_output"><div class="output traceback">'
+        "Traceback (most recent call last)</div></div>"
+    )
+    soup = parse(html)
+    math = math_problems(soup, soup)
+    assert any("not typeset" in p for p in math) and any("softmax" in p for p in math)
+    assert not any("in code" in p for p in math)
+    assert len(traceback_problems(soup)) == 2
+    page = tmp_path / "p.html"
+    missing = ["<img src=missing.png> is not a file in the book"]
+    assert image_problems(page, tmp_path, soup)[0] == missing
+    (tmp_path / "book").mkdir()
+    (tmp_path / "a.js").write_text("")
+    away = parse('<script src="../a.js"></script><link rel="icon" href="//x.org/i">')
+    assert outside_requests(tmp_path / "book" / "p.html", tmp_path / "book", away) == [
+        "<script src> ../a.js lies outside the book",
+        "<link rel=icon> //x.org/i",
+    ]
+    css = "a{src:url(f.woff)} /* @import url('https://a.org/x.css'); */ @import url('https://b.org/y');"
+    assert css_urls(css) == ["f.woff", "https://b.org/y"]
+    assert not math_problems(parse("<p>It costs $5 and $6 (no math).</p>"), parse("<p>x</p>"))
+    state = {
+        "state": {
+            "a1": {"model_name": "LabelModel", "state": {"value": "3 tokens", "x": "IPY_MODEL_b2"}},
+            "b2": {"model_name": "ImageModel", "state": {}},
+            "c3": {"model_name": "LabelModel", "state": {"value": "never displayed"}},
+        }
+    }
+    notebook = {"metadata": {"widgets": {WIDGET_STATE: state}}, "cells": []}
+    unrendered = parse(
+        f'<script type="{WIDGET_STATE}">{{}}</script>'
+        f'<div><script type="{WIDGET_VIEW}">{{"model_id": "a1"}}</script></div>'
+    )
+    assert widget_problems(notebook, unrendered) == [
+        "widget a1 was not rendered (no .widget-subarea)",
+        "saved widget text not shown: '3tokens'",
+        "1 saved widget images, 0 drawn",
+    ]
