@@ -113,6 +113,15 @@ def run_train(args: argparse.Namespace) -> int:
         for f in fields(cls)
         if f.name not in NOT_FLAGS and getattr(args, f.name) is not None
     }
+    if overrides.get("init_from"):  # fine-tuning GPT-2 (Appendix B): its shape, its vocabulary
+        kept = ("block_size", "dropout")
+        shape = [f.name for f in fields(GPTConfig) if f.name in overrides and f.name not in kept]
+        if shape:
+            raise ValueError(
+                f"--{shape[0].replace('_', '-')} does not apply with --init-from: the model is "
+                f"the pretrained GPT-2 (only --block-size and --dropout change it)"
+            )
+        overrides.setdefault("restrict_vocab", False)  # GPT-2's head scores all 50257 tokens
     model_config, train_config = preset(args.preset, **overrides)
     out = args.out or Path("runs") / args.preset
     if int(os.environ.get("RANK", "0")) == 0:

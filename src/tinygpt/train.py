@@ -51,6 +51,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     max_minutes: float = 0.0  # wall-clock budget; 0 = none. The LR schedule follows it too.
     log_interval: int = 10
+    # Fine-tuning (Appendix B): "" trains from scratch; "gpt2", "gpt2-medium", "gpt2-large",
+    # "gpt2-xl" or a folder starts from OpenAI's GPT-2 (tinygpt.pretrained). The shape is then
+    # GPT-2's; only block_size (cropped) and dropout come from the model config.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         positive = (
@@ -91,6 +95,11 @@ class TrainConfig:
             "cuda:"
         ):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.init_from and self.restrict_vocab:
+            raise ValueError(
+                f"init_from={self.init_from!r} needs restrict_vocab=False: GPT-2's output layer "
+                f"scores all {GPT2_VOCAB_SIZE} tokens"
+            )
 
 
 # The original project's configuration, and the recipe this book arrives at in Chapter 6.
@@ -356,6 +365,7 @@ def train(
     - ``best.safetensors``: the weights with the lowest validation loss so far;
     - ``metrics.jsonl``: one JSON object per logged step and per evaluation.
 
+    With ``config.init_from`` the weights start from a pretrained GPT-2 (Appendix B).
     ``halt_at_step`` stops early as if interrupted (used to test exact resumption).
     Ctrl-C saves ``last.safetensors`` and returns cleanly.
 
@@ -368,6 +378,19 @@ def train(
     ctx, device = distributed.setup(pick_device(config.device))
     writes = out is not None and ctx.is_main  # only rank 0 touches the output folder
     corpus = prepare_corpus(config.restrict_vocab, config.vocab_min_count)
+    pretrained = None
+    if config.init_from:  # fine-tuning: the pretrained model fixes the shape (Appendix B)
+        from tinygpt.pretrained import gpt2_for_finetuning
+
+        pretrained = gpt2_for_finetuning(
+            config.init_from, model_config.block_size, model_config.dropout
+        )
+        model_config = pretrained.config
+        if model_config.vocab_size != corpus.vocab_size:
+            raise ValueError(
+                f"{config.init_from} has a vocabulary of {model_config.vocab_size} tokens; "
+                f"fine-tuning on GPT-2 tokens needs {corpus.vocab_size}"
+            )
     if model_config.vocab_size != corpus.vocab_size:
         # The vocabulary follows the data: all of GPT-2's, or the restricted one.
         model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
@@ -375,7 +398,7 @@ def train(
     torch.manual_seed(config.seed)  # initial weights and dropout masks
     # which windows each batch takes: a different stream on every rank
     data_rng = torch.Generator().manual_seed(config.seed + 1 + ctx.rank)
-    model = GPT(model_config).to(device)
+    model = (GPT(model_config) if pretrained is None else pretrained).to(device)
     optimizer = configure_optimizer(model, config, device)
     result = TrainResult(out_dir=out, is_main=ctx.is_main)
     start_step = 0
