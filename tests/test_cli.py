@@ -103,3 +103,18 @@ def test_llama_preset_trains_and_samples_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert sample(out, "--prompt", "To be", "--seed", "0") == 0
     assert capsys.readouterr().out.startswith("To be")
+
+
+def test_resume_reuses_the_runs_own_config_and_flags_given_now_override(tmp_path, capsys):
+    """`tinygpt train --out RUN --resume` needs no other flag: the run's config.json is reused."""
+    out = tmp_path / "run"
+    small = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16"]
+    budget = ["--eval-interval", "2", "--eval-batches", "1", "--batch-size", "2"]
+    common = ["--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(["train", *small, *budget, "--max-steps", "2", *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--max-steps", "4", *common]) == 0
+    assert "as configured in" in capsys.readouterr().err
+    last = ckpt.load(out / "last.safetensors")
+    assert last.meta["step"] == 4 and last.model_config["n_layer"] == 1
+    assert last.meta["elapsed_s"] > 0  # a time budget resumes where it stopped, too

@@ -122,10 +122,20 @@ def run_train(args: argparse.Namespace) -> int:
                 f"the pretrained GPT-2 (only --block-size and --dropout change it)"
             )
         overrides.setdefault("restrict_vocab", False)  # GPT-2's head scores all 50257 tokens
-    model_config, train_config = preset(args.preset, **overrides)
     out = args.out or Path("runs") / args.preset
+    saved_config = out / "config.json"
+    if args.resume and saved_config.is_file():
+        # Resume the run as it was configured; flags given now override (e.g. more --max-steps).
+        saved = json.loads(saved_config.read_text())
+        model_values = {k: v for k, v in saved["model"].items() if k not in NOT_FLAGS}
+        model_config = GPTConfig(**{**model_values, **_fields_in(GPTConfig, overrides)})
+        train_config = TrainConfig(**{**saved["train"], **_fields_in(TrainConfig, overrides)})
+        where = f"resuming {out} as configured in {saved_config}"
+    else:
+        model_config, train_config = preset(args.preset, **overrides)
+        where = f"preset {args.preset}, writing to {out}"
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"tinygpt train: preset {args.preset}, writing to {out}", file=sys.stderr)
+        print(f"tinygpt train: {where}", file=sys.stderr)
     result = train(
         model_config, train_config, out_dir=out, resume=args.resume, progress=not args.no_progress
     )
@@ -133,8 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     if result.stopped == "interrupted":
         print(
-            f"Stopped at step {result.step}; resume with: tinygpt train --preset {args.preset} "
-            f"--out {out} --resume",
+            f"Stopped at step {result.step}; resume with: tinygpt train --out {out} --resume",
             file=sys.stderr,
         )
         return 130
@@ -211,6 +220,11 @@ def run_sample(args: argparse.Namespace) -> int:
     for i, text in enumerate(texts, start=1):
         print(f"--- sample {i} ---\n{text}")
     return 0
+
+
+def _fields_in(config_class, values: dict) -> dict:
+    names = {f.name for f in fields(config_class)}
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _mean_throughput(metrics: list[dict]) -> float:

@@ -402,6 +402,7 @@ def train(
     optimizer = configure_optimizer(model, config, device)
     result = TrainResult(out_dir=out, is_main=ctx.is_main)
     start_step = 0
+    resumed_elapsed = 0.0
     patience_left = config.patience
 
     if resume:
@@ -425,6 +426,7 @@ def train(
         if "cuda" in saved.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(saved.rng["cuda"])
         start_step = saved.meta["step"]
+        resumed_elapsed = saved.meta.get("elapsed_s", 0.0)  # a time budget continues, too
         if ctx.rank > 0:  # the checkpoint holds rank 0's data stream; the others reseed
             data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * start_step)
         result.best_val_loss = saved.meta["best_val_loss"]
@@ -436,6 +438,7 @@ def train(
             return
         meta = {
             "step": step,
+            "elapsed_s": time.perf_counter() - started,
             "best_val_loss": result.best_val_loss,
             "patience_left": patience_left,
             "train_config": asdict(config),
@@ -469,7 +472,7 @@ def train(
     wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
     compiled = torch.compile(wrapped) if config.compile else wrapped
     budget = config.max_minutes * 60.0
-    started = time.perf_counter()
+    started = time.perf_counter() - resumed_elapsed
     tokens_per_step = config.batch_size * model_config.block_size * ctx.world_size
     bar = None
     if progress and ctx.is_main:
