@@ -7,8 +7,10 @@ Bad input ends with one line on stderr and exit status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import re
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -36,8 +38,30 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+# The allowed values of the text settings (the configs validate them too).
+CHOICES = {
+    "attn_implementation": ("sdpa", "eager"),
+    "pos_embedding": ("learned", "rope"),
+    "norm": ("layernorm", "rmsnorm"),
+    "mlp": ("gelu", "swiglu"),
+    "lr_schedule": ("cosine", "constant"),
+    "dtype": ("float32", "bfloat16"),
+}
+
+
+def field_comments(config_class) -> dict[str, str]:
+    """The comment after each field in the dataclass's source: the flag's help text."""
+    comments = {}
+    for line in inspect.getsource(config_class).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) -> None:
     section = parser.add_argument_group(group)
+    comments = field_comments(config_class)
     for f in fields(config_class):
         if f.name in NOT_FLAGS:
             continue
@@ -45,13 +69,16 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) 
         kind = type(default)
         if default is None:  # an optional field, e.g. n_kv_head: int | None
             kind = {"int": int, "float": float, "str": str}[str(f.type).split("|")[0].strip()]
+        choices = CHOICES.get(f.name)
+        explanation = comments.get(f.name, "")
         section.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=None,
-            metavar=kind.__name__.upper(),
+            metavar="|".join(choices) if choices else kind.__name__.upper(),
+            choices=choices,
             type=parse_bool if kind is bool else kind,
-            help=f"(preset value, or {default!r})",
+            help=f"{explanation + ' ' if explanation else ''}(preset value, or {default!r})",
         )
 
 
@@ -80,7 +107,11 @@ def build_parser() -> Parser:
     add_config_flags(train, GPTConfig, "model")
     add_config_flags(train, TrainConfig, "training")
 
-    sample = commands.add_parser("sample", help="write text with a trained model")
+    sample = commands.add_parser(
+        "sample",
+        help="write text with a trained model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     sample.add_argument(
         "--checkpoint",
         type=Path,
@@ -95,9 +126,13 @@ def build_parser() -> Parser:
     sample.add_argument("--max-new-tokens", type=int, default=200)
     sample.add_argument("--num-samples", type=int, default=1)
     sample.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    sample.add_argument("--top-k", type=int, default=None)
-    sample.add_argument("--top-p", type=float, default=None)
-    sample.add_argument("--repetition-penalty", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=None, help="keep the k likeliest tokens")
+    sample.add_argument(
+        "--top-p", type=float, default=None, help="keep the likeliest tokens up to probability p"
+    )
+    sample.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats"
+    )
     sample.add_argument("--seed", type=int, default=None, help="fix the random draws")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sample.add_argument("--no-stream", action="store_true", help="print each sample when done")
@@ -237,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     from tinygpt.data import DataError
 
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):  # bare `tinygpt`: say what it does
+            parser.print_help()
+            return 2
+        args = parser.parse_args(argv)
         if args.command == "train":
             return run_train(args)
         if args.command == "sample":

@@ -47,7 +47,7 @@ class TrainConfig:
     vocab_min_count: int = 2  # tokens rarer than this in training join the unknown bucket
     seed: int = 1337
     device: str = "auto"  # "auto" picks cuda > mps > cpu
-    dtype: str = "float32"  # or "bfloat16" (autocast) where the device supports it
+    dtype: str = "float32"  # "float32", or "bfloat16" (autocast) where the device supports it
     compile: bool = False  # torch.compile the model
     max_minutes: float = 0.0  # wall-clock budget; 0 = none. The LR schedule follows it too.
     log_interval: int = 10
