@@ -1,0 +1,222 @@
+"""Training throughput: our GPT against a plain reference GPT-2, same config, batch and optimizer.
+
+The reference is the straightforward GPT-2 written out in this file (fused QKV projection,
+PyTorch's fused attention with ``is_causal``, GELU-tanh MLP, pre-norm LayerNorm, tied weights
+when the config ties them). Both are timed on full training steps (forward, loss, backward,
+gradient clipping when the recipe clips, AdamW from ``tinygpt.train.configure_optimizer``),
+alternating ours / reference for several rounds so that drifts in the machine's load hit both.
+Reported: the median tokens/s of each and the ratio ours / reference (≥ 1 means ours is at
+least as fast), at two configurations:
+
+- ``seed``: ``preset("seed")``: V 50257, T 64, 4 layers, C 128, B 64, untied, no dropout;
+- ``default``: ``preset("default")`` with the restricted vocabulary of Chapter 6 (V 7651):
+  T 128, 4 layers, C 192, B 32, tied, dropout 0.1.
+
+Before timing, the reference is loaded with our model's weights and must give the same loss,
+so the two really compute the same function.
+
+    python benchmarks/train_throughput.py
+    python benchmarks/train_throughput.py --rounds 7 --steps 3 --configs default
+    python benchmarks/train_throughput.py --device cuda --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinygpt.model import GPT, GPTConfig
+from tinygpt.perf import describe_device, synchronize
+from tinygpt.train import TrainConfig, autocast, configure_optimizer, pick_device, preset
+
+RESTRICTED_V = 7651  # Chapter 6: GPT-2 tokens seen at least twice in training, plus "unknown"
+
+
+class ReferenceAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.nh, self.p = cfg.n_head, cfg.dropout
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.out = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        # (B, T, 3C) -> (3, B, nh, T, hs): q, k, v for every head in one view
+        q, k, v = self.qkv(x).view(B, T, 3, self.nh, C // self.nh).permute(2, 0, 3, 1, 4)
+        p = self.p if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        return self.drop(self.out(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class ReferenceBlock(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = ReferenceAttention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ff = nn.Sequential(
+            nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ff(self.norm2(x))
+
+
+class ReferenceGPT(nn.Module):
+    """GPT-2 in its plainest form; parameters are registered in the same order as ours."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.Sequential(*(ReferenceBlock(cfg) for _ in range(cfg.n_layer)))
+        self.norm = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_weights:
+            self.head.weight = self.tok.weight
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        T = idx.size(1)
+        x = self.drop(self.tok(idx) + self.pos(torch.arange(T, device=idx.device)))
+        logits = self.head(self.norm(self.blocks(x)))  # (B, T, V)
+        return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def copy_weights(ours: GPT, ref: ReferenceGPT) -> None:
+    """Give the reference our weights (same registration order, same shapes)."""
+    pairs = list(zip(ours.parameters(), ref.parameters(), strict=True))
+    with torch.no_grad():
+        for a, b in pairs:
+            if a.shape != b.shape:
+                raise ValueError(f"parameter shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+            b.copy_(a)
+
+
+def configs(names: list[str]) -> dict[str, tuple[GPTConfig, TrainConfig]]:
+    known = {"seed": preset("seed"), "default": preset("default", vocab_size=RESTRICTED_V)}
+    return {name: known[name] for name in names}
+
+
+def measure(
+    name: str,
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    device: torch.device,
+    dtype: str,
+    rounds: int,
+    steps: int,
+) -> dict:
+    """Tokens/s of ours and of the reference: ``rounds`` alternations of ``steps`` steps each."""
+    torch.manual_seed(0)
+    ours = GPT(model_cfg).to(device)
+    ref = ReferenceGPT(model_cfg).to(device)
+    copy_weights(ours, ref)
+    B, T = train_cfg.batch_size, model_cfg.block_size
+    x = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
+    y = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
+
+    # Same weights, same function: the losses agree before anything is timed.
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        diff = abs(ours(x, y)[1].item() - ref(x, y)[1].item())
+    if diff > 1e-4:
+        raise AssertionError(f"{name}: the reference's loss differs from ours by {diff:.2e}")
+    ours.train()
+    ref.train()
+
+    models = {"ours": ours, "ref": ref}
+    optimizers = {k: configure_optimizer(m, train_cfg, device) for k, m in models.items()}
+
+    def run(key: str, n: int) -> float:
+        model, optimizer = models[key], optimizers[key]
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(n):
+            with autocast(device, dtype):
+                _, loss = model(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+            optimizer.step()
+        synchronize(device)
+        return n * B * T / (time.perf_counter() - start)
+
+    for key in models:  # warm-up: allocator, thread pools, optimizer state
+        run(key, 1)
+    rates: dict[str, list[float]] = {"ours": [], "ref": []}
+    for r in range(rounds):
+        for key in ("ours", "ref") if r % 2 == 0 else ("ref", "ours"):
+            rates[key].append(run(key, steps))
+    per_round = [a / b for a, b in zip(rates["ours"], rates["ref"])]
+    return {
+        "name": name,
+        "V": model_cfg.vocab_size,
+        "T": T,
+        "B": B,
+        "C": model_cfg.n_embd,
+        "layers": model_cfg.n_layer,
+        "tied": model_cfg.tie_weights,
+        "dropout": model_cfg.dropout,
+        "params": ours.num_parameters(),
+        "ours": statistics.median(rates["ours"]),
+        "ref": statistics.median(rates["ref"]),
+        "ratio": statistics.median(rates["ours"]) / statistics.median(rates["ref"]),
+        "ratio_min": min(per_round),
+        "ratio_max": max(per_round),
+        "loss_diff": diff,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of ours / reference")
+    parser.add_argument("--steps", type=int, default=2, help="training steps per timing")
+    parser.add_argument(
+        "--configs", nargs="+", default=["seed", "default"], choices=["seed", "default"]
+    )
+    parser.add_argument("--device", default="auto", help="auto picks cuda > mps > cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be at least 1")
+
+    device = pick_device(args.device)
+    print(
+        f"torch {torch.__version__} on {device.type}: {describe_device(device)}; dtype {args.dtype}"
+    )
+    print(f"{args.rounds} rounds x {args.steps} steps, alternating ours / reference\n")
+    header = (
+        f"{'config':<8}{'V':>6}{'T':>5}{'B':>4}{'C':>5}{'tied':>6}{'drop':>6}{'params':>12}"
+        f"{'ours tok/s':>12}{'ref tok/s':>11}{'ours/ref':>10}{'per round':>16}"
+    )
+    print(header)
+    for name, (model_cfg, train_cfg) in configs(args.configs).items():
+        r = measure(name, model_cfg, train_cfg, device, args.dtype, args.rounds, args.steps)
+        assert math.isfinite(r["ratio"]) and r["ratio"] > 0
+        print(
+            f"{r['name']:<8}{r['V']:>6}{r['T']:>5}{r['B']:>4}{r['C']:>5}{str(r['tied']):>6}"
+            f"{r['dropout']:>6}{r['params']:>12,}{r['ours']:>12.0f}{r['ref']:>11.0f}"
+            f"{r['ratio']:>10.3f}{r['ratio_min']:>8.3f}-{r['ratio_max']:.3f}",
+            flush=True,
+        )
+    print("\nours/ref: ratio of median tokens/s; per round: the range of the per-round ratios")
+
+
+if __name__ == "__main__":
+    main()
