@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt.attention import CausalSelfAttention, KVCache
+from tinygpt.loss import linear_cross_entropy
 from tinygpt.rope import RotaryEmbedding
 
 
@@ -282,12 +283,20 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        *,
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for every position of ``idx`` (B, T); the loss too if ``targets`` are given.
 
         With a ``cache``, ``idx`` holds only the *new* tokens: they take the positions after the
         cached ones, attend to everything cached, and are appended to the cache.
+
+        ``return_logits=False`` (what the trainer asks for) returns ``(None, loss)``: the same
+        loss and gradients, computed by ``tinygpt.loss.linear_cross_entropy`` without ever
+        forming the (B, T, V) logits, which is faster and far smaller (Appendix A).
         """
+        if not return_logits and targets is None:
+            raise ValueError("return_logits=False needs targets: without them there is no loss")
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.block_size:
@@ -309,6 +318,8 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         x = self.transformer.ln_f(x)
+        if not return_logits:
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if targets is not None:

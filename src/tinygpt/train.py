@@ -506,7 +506,7 @@ def train(
                 device=device,
             )
             with autocast(device, config.dtype):
-                _, loss = compiled(x, y)
+                _, loss = compiled(x, y, return_logits=False)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = None
