@@ -2,9 +2,13 @@
 
 The reference is the straightforward GPT-2 written out in this file (fused QKV projection,
 PyTorch's fused attention with ``is_causal``, GELU-tanh MLP, pre-norm LayerNorm, tied weights
-when the config ties them). Both are timed on full training steps (forward, loss, backward,
-gradient clipping when the recipe clips, AdamW from ``tinygpt.train.configure_optimizer``),
-alternating ours / reference for several rounds so that drifts in the machine's load hit both.
+when the config ties them) that computes its loss the textbook way,
+``F.cross_entropy(logits, targets)`` on the full (B, T, V) logits. Ours is timed exactly as
+``tinygpt train`` runs it: ``model(x, y, return_logits=False)``, whose loss never forms those
+logits (``tinygpt.loss.linear_cross_entropy``, Appendix A). Both are timed on full training
+steps (forward, loss, backward, gradient clipping when the recipe clips, AdamW from
+``tinygpt.train.configure_optimizer``), alternating ours / reference for several rounds so that
+drifts in the machine's load hit both.
 Reported: the median tokens/s of each and the ratio ours / reference (≥ 1 means ours is at
 least as fast), at two configurations:
 
@@ -12,8 +16,9 @@ least as fast), at two configurations:
 - ``default``: ``preset("default")`` with the restricted vocabulary of Chapter 6 (V 7651):
   T 128, 4 layers, C 192, B 32, tied, dropout 0.1.
 
-Before timing, the reference is loaded with our model's weights and must give the same loss,
-so the two really compute the same function.
+Before timing, the reference is loaded with our model's weights and must give the same loss
+as ours (both ways of computing it) and the same gradients, so the two really compute the
+same function and the same update.
 
     python benchmarks/train_throughput.py
     python benchmarks/train_throughput.py --rounds 7 --steps 3 --configs default
@@ -129,17 +134,32 @@ def measure(
     x = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
     y = torch.randint(0, model_cfg.vocab_size, (B, T), device=device)
 
-    # Same weights, same function: the losses agree before anything is timed.
+    # Same weights, same function, same gradients: checked before anything is timed.
     ours.eval()
     ref.eval()
-    with torch.no_grad():
-        diff = abs(ours(x, y)[1].item() - ref(x, y)[1].item())
-    if diff > 1e-4:
-        raise AssertionError(f"{name}: the reference's loss differs from ours by {diff:.2e}")
+    diff = grad_diff = 0.0
+    for return_logits in (True, False):
+        loss_ours = ours(x, y, return_logits=return_logits)[1]
+        grads_ours = torch.autograd.grad(loss_ours, list(ours.parameters()))
+        loss_ref = ref(x, y)[1]
+        grads_ref = torch.autograd.grad(loss_ref, list(ref.parameters()))
+        diff = max(diff, abs(loss_ours.item() - loss_ref.item()))
+        grad_diff = max(
+            grad_diff, *((a - b).abs().max().item() for a, b in zip(grads_ours, grads_ref))
+        )
+    if diff > 1e-4 or grad_diff > 1e-5:
+        raise AssertionError(
+            f"{name}: the reference differs from ours: loss by {diff:.2e}, "
+            f"gradients by {grad_diff:.2e}"
+        )
     ours.train()
     ref.train()
 
     models = {"ours": ours, "ref": ref}
+    losses = {  # one training step's loss, each model the way it is trained
+        "ours": lambda: ours(x, y, return_logits=False)[1],
+        "ref": lambda: ref(x, y)[1],
+    }
     optimizers = {k: configure_optimizer(m, train_cfg, device) for k, m in models.items()}
 
     def run(key: str, n: int) -> float:
@@ -148,7 +168,7 @@ def measure(
         start = time.perf_counter()
         for _ in range(n):
             with autocast(device, dtype):
-                _, loss = model(x, y)
+                loss = losses[key]()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if train_cfg.grad_clip > 0:
@@ -180,6 +200,7 @@ def measure(
         "ratio_min": min(per_round),
         "ratio_max": max(per_round),
         "loss_diff": diff,
+        "grad_diff": grad_diff,
     }
 
 
@@ -206,6 +227,7 @@ def main() -> None:
         f"{'ours tok/s':>12}{'ref tok/s':>11}{'ours/ref':>10}{'per round':>16}"
     )
     print(header)
+    checks = []
     for name, (model_cfg, train_cfg) in configs(args.configs).items():
         r = measure(name, model_cfg, train_cfg, device, args.dtype, args.rounds, args.steps)
         assert math.isfinite(r["ratio"]) and r["ratio"] > 0
@@ -215,7 +237,12 @@ def main() -> None:
             f"{r['ratio']:>10.3f}{r['ratio_min']:>8.3f}-{r['ratio_max']:.3f}",
             flush=True,
         )
+        checks.append(
+            f"{name}: before timing, ours and the reference differ by {r['loss_diff']:.1e} in "
+            f"loss and {r['grad_diff']:.1e} in gradients"
+        )
     print("\nours/ref: ratio of median tokens/s; per round: the range of the per-round ratios")
+    print("\n".join(checks))
 
 
 if __name__ == "__main__":
