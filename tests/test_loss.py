@@ -83,14 +83,69 @@ def test_without_grad_mode_only_the_loss_is_computed():
     torch.testing.assert_close(loss, textbook(hidden, weight, targets))
 
 
-def test_bf16_autocast_matches_the_textbook_under_autocast():
-    hidden, weight, targets = toy(C=32, V=100)
+def test_bf16_autocast_multiplies_in_bf16_like_the_textbook_under_autocast():
+    hidden, weight, targets = toy(B=4, T=64, C=64, V=500)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ours = loss_and_grads(linear_cross_entropy, hidden, weight, targets)
         ref = loss_and_grads(textbook, hidden, weight, targets)
+    fp32 = textbook(hidden, weight, targets)
     assert ours[0].dtype == torch.float32 and ours[1].dtype == torch.float32
+    # the same bf16 products as lm_head under autocast: far closer to it than to fp32
+    assert (ours[0] - ref[0]).abs() < 1e-5 < 1e-4 < (ours[0] - fp32).abs()
+    for a, b in zip(ours[1:], ref[1:]):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=1e-5)
+
+
+def test_fp16_autocast_keeps_the_small_gradients():
+    # A near-uniform softmax over V = 10,000 at n = 4,096 positions: softmax / n is about 2e-8,
+    # below fp16's smallest number. The weight rows no target uses get only those entries, so
+    # they would get no gradient at all if the gradient products ran in fp16.
+    hidden, weight, _ = toy(B=1, T=4096, C=16, V=10_000)
+    weight = weight * 0.01
+    targets = torch.randint(0, 100, (1, 4096), generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.float16):
+        ours = loss_and_grads(linear_cross_entropy, hidden, weight, targets)
+    ref = loss_and_grads(textbook, hidden, weight, targets)
+    grad_w, ref_grad_w = ours[2][100:], ref[2][100:]  # the rows no target uses
+    assert (grad_w - ref_grad_w).norm() / ref_grad_w.norm() < 1e-2
+    assert (ours[1] - ref[1]).norm() / ref[1].norm() < 1e-2
+
+
+def test_bf16_inputs_give_a_bf16_loss_like_the_textbook():
+    hidden, weight, targets = toy(dtype=torch.bfloat16)
+    ours = linear_cross_entropy(hidden, weight, targets)
+    assert ours.dtype == textbook(hidden, weight, targets).dtype == torch.bfloat16
+
+
+def test_an_ignored_position_does_not_count_even_when_it_is_not_finite():
+    hidden, weight, targets = toy()
+    hidden[1, 2] = float("inf")
+    targets[1, 2] = -1
+    loss = linear_cross_entropy(hidden, weight, targets)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, textbook(hidden, weight, targets))
+
+
+def test_a_second_derivative_is_a_clear_error():
+    hidden, weight, targets = toy()
+    hidden.requires_grad_()
+    loss = linear_cross_entropy(hidden, weight, targets)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(loss, hidden, create_graph=True)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.functional.hessian(
+            lambda h: linear_cross_entropy(h, weight, targets[0, :2]), hidden[0, :2].detach()
+        )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_equals_the_textbook():
+    hidden, weight, targets = (t.cuda() for t in toy(C=64, V=3000))
+    targets[0, 0] = -1
+    ours = loss_and_grads(linear_cross_entropy, hidden, weight, targets, chunk_rows=8)
+    ref = loss_and_grads(textbook, hidden, weight, targets)
     for a, b in zip(ours, ref):
-        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-3)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_nothing_counted_gives_nan_like_the_textbook():
