@@ -95,3 +95,84 @@ def test_bad_inputs_are_clear():
     tok = BPETokenizer.train("text", 256)
     with pytest.raises(ValueError, match="unknown token id 999"):
         tok.decode([999])
+
+
+# --- all of Unicode --------------------------------------------------------------------------
+# A character that one side classes as a letter (or number) and the other as a symbol changes
+# where the pre-tokenizer cuts, and so the ids, only if a merge crosses the cut. These contexts
+# make that visible: a CJK letter on either side (their UTF-8 bytes merge), a contraction after
+# it ("x's" is "x" + "'s" for a letter, "x'" + "s" for a symbol), a digit, a space.
+def in_contexts(char: str) -> str:
+    return f"{char}\u88a7{char}'s {char}\u0661{char}\u4e2d{char} {char}"
+
+
+def _versions() -> str:
+    import regex
+    import tiktoken
+    import unicodedata2
+
+    return (
+        f"tiktoken {tiktoken.__version__}, regex {regex.__version__}, unicodedata2 "
+        f"{unicodedata2.__version__} (Unicode {unicodedata2.unidata_version})"
+    )
+
+
+def _mismatches(our_gpt2, gpt2, codes: list[int]) -> list[str]:
+    """The code points (among ``codes``) whose contexts encode differently, 16 at a time."""
+    bad = []
+    for start in range(0, len(codes), 16):
+        chunk = codes[start : start + 16]
+        text = "".join(in_contexts(chr(c)) for c in chunk)
+        if our_gpt2.encode_ordinary(text) != gpt2.encode_ordinary(text):
+            bad += [
+                f"U+{c:04X}"
+                for c in chunk
+                if our_gpt2.encode_ordinary(in_contexts(chr(c)))
+                != gpt2.encode_ordinary(in_contexts(chr(c)))
+            ]
+    return bad
+
+
+def test_200_000_random_code_points_match_tiktoken(our_gpt2, gpt2):
+    import random
+
+    rng = random.Random(2026)
+    codes: list[int] = []
+    while len(codes) < 200_000:  # uniformly over all of Unicode, surrogates excluded
+        code = rng.randrange(0x110000)
+        if not 0xD800 <= code <= 0xDFFF:
+            codes.append(code)
+    bad = _mismatches(our_gpt2, gpt2, codes)
+    assert not bad, f"{len(bad)} code points encode unlike tiktoken, e.g. {bad[:8]}; {_versions()}"
+
+
+def test_every_general_category_boundary_matches_tiktoken(our_gpt2, gpt2):
+    """The first and last code point of every run of one general category (Unicode 16.0, and
+    this regex module's own letter, number and space classes), and their neighbours."""
+    import regex
+    import unicodedata2
+
+    codes = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    edges: set[int] = set()
+    categories = [unicodedata2.category(chr(c)) for c in codes]
+    for i in range(1, len(codes)):
+        if categories[i] != categories[i - 1]:
+            edges.update((codes[i - 1], codes[i]))
+    everything = "".join(map(chr, codes))
+    for cls in (r"\p{L}+", r"\p{N}+", r"\s+"):
+        for match in regex.finditer(cls, everything):
+            edges.update((ord(match.group()[0]), ord(match.group()[-1])))
+    near = {c + d for c in edges for d in (-1, 0, 1)}
+    near = sorted(c for c in near if 0 <= c < 0x110000 and not 0xD800 <= c <= 0xDFFF)
+    assert len({unicodedata2.category(chr(c)) for c in near}) == 29  # every category but Cs
+    bad = _mismatches(our_gpt2, gpt2, near)
+    assert not bad, f"{len(bad)} category edges encode unlike tiktoken, e.g. {bad[:8]}; {_versions()}"
+
+
+def test_the_contexts_would_catch_a_misclassified_letter(our_gpt2, gpt2):
+    """The check above can fail: class U+88A7 (a CJK letter) as a symbol and the ids change."""
+    from tinygpt.tokenizer import GPT2_SPLIT_PATTERN, BPETokenizer
+
+    wrong = GPT2_SPLIT_PATTERN.replace(r"\p{L}", r"[\p{L}--[\u88a7]]")
+    misread = BPETokenizer(our_gpt2.vocab, our_gpt2.merges, pattern=wrong)
+    assert _mismatches(misread, gpt2, [0x88A7, ord("a"), 0x4E2D]) == ["U+88A7"]

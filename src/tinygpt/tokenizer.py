@@ -8,6 +8,7 @@ package uses tiktoken, which does the same work in Rust.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -20,7 +21,68 @@ import regex
 GPT2_SPLIT_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 )
-GPT2_SPLIT_RE = regex.compile(GPT2_SPLIT_PATTERN)
+
+# Which characters are letters (\p{L}) or numbers (\p{N}) depends on the Unicode version of the
+# regex engine's tables. tiktoken's engine (Rust's regex crate) knows Unicode 16.0; Python's regex
+# module moves ahead with each release, and a character assigned later (a new CJK block, a new
+# script) would be a letter to one and a symbol to the other: different pieces, different ids.
+# So the two classes are spelled out from the Unicode 16.0 database (the unicodedata2 package).
+UNICODE_VERSION = "16.0.0"
+
+
+def _as_class(codes: set[int]) -> str:
+    """A set of code points as a character class, in runs: ``[\U00000041-\U0000005a...]``."""
+    runs: list[list[int]] = []
+    for code in sorted(codes):
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in runs) + "]"
+
+
+@functools.cache
+def _unicode_classes() -> dict[str, str]:
+    r"""``\p{L}`` and ``\p{N}`` as of Unicode 16.0, written for the regex module: its own class,
+    less the code points its newer tables add, plus any they lack (fast, and exact)."""
+    import unicodedata2
+
+    if unicodedata2.unidata_version != UNICODE_VERSION:
+        raise RuntimeError(
+            f"tinygpt's tokenizer needs unicodedata2=={UNICODE_VERSION} (tiktoken's Unicode "
+            f"tables), found {unicodedata2.unidata_version}"
+        )
+    codes = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]  # no surrogates
+    everything = "".join(map(chr, codes))
+    classes = {}
+    for major in ("L", "N"):
+        wanted = {c for c in codes if unicodedata2.category(chr(c))[0] == major}
+        engine = {ord(ch) for ch in regex.findall(rf"\p{{{major}}}", everything)}
+        spelled = rf"\p{{{major}}}"
+        if engine - wanted:
+            spelled = f"[{spelled}--{_as_class(engine - wanted)}]"
+        if wanted - engine:
+            spelled = f"[{spelled}{_as_class(wanted - engine)}]"
+        classes[major] = spelled
+    return classes
+
+
+@functools.cache
+def compile_pattern(pattern: str) -> regex.Pattern:
+    r"""``pattern`` compiled with ``\p{L}`` and ``\p{N}`` meaning what they mean to tiktoken."""
+    classes = _unicode_classes()
+    spelled = pattern.replace(r"\p{L}", classes["L"]).replace(r"\p{N}", classes["N"])
+    return regex.compile(spelled, flags=regex.VERSION1)  # V1: sets nest, and -- subtracts
+
+
+
+
+def __getattr__(name: str):
+    if name == "GPT2_SPLIT_RE":  # GPT-2's pre-tokenizer, compiled on first use (~0.2 s)
+        return compile_pattern(GPT2_SPLIT_PATTERN)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 ENDOFTEXT = "<|endoftext|>"
 
 TIKTOKEN_CACHE_ENV = "TIKTOKEN_CACHE_DIR"
@@ -84,7 +146,7 @@ class BPETokenizer:
         self.merges = dict(merges)
         self.special_tokens = dict(special_tokens or {})
         self.pattern = pattern
-        self._split = regex.compile(pattern)
+        self._split = compile_pattern(pattern)
         by_bytes = {b: i for i, b in self.vocab.items()}
         missing = [b for b in range(256) if bytes([b]) not in by_bytes]
         if missing:
@@ -110,7 +172,7 @@ class BPETokenizer:
         """
         if vocab_size < 256:
             raise ValueError(f"vocab_size must be at least 256 (the bytes), got {vocab_size}")
-        piece_counts = Counter(regex.findall(pattern, text))
+        piece_counts = Counter(compile_pattern(pattern).findall(text))
         words = [list(piece.encode("utf-8")) for piece in piece_counts]
         freqs = list(piece_counts.values())
 
