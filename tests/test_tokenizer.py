@@ -166,7 +166,7 @@ def test_every_general_category_boundary_matches_tiktoken(our_gpt2, gpt2):
     near = sorted(c for c in near if 0 <= c < 0x110000 and not 0xD800 <= c <= 0xDFFF)
     assert len({unicodedata2.category(chr(c)) for c in near}) == 29  # every category but Cs
     bad = _mismatches(our_gpt2, gpt2, near)
-    assert not bad, f"{len(bad)} category edges encode unlike tiktoken, e.g. {bad[:8]}; {_versions()}"
+    assert not bad, f"{len(bad)} edges encode unlike tiktoken, e.g. {bad[:8]}; {_versions()}"
 
 
 def test_the_contexts_would_catch_a_misclassified_letter(our_gpt2, gpt2):
