@@ -6,21 +6,21 @@ metadata holds the configs, the step and anything else as JSON. safetensors cann
 load, unlike a pickled ``torch.save`` file.
 
 Writing goes to a temporary file in the same folder, is flushed to disk, and replaces the old
-file with ``os.replace`` (atomic on POSIX and Windows): a crash or Ctrl-C during a save leaves
-the previous checkpoint as it was.
+file with ``os.replace`` (atomic on POSIX and Windows; see ``tinygpt.files``): a crash or a kill
+during a save leaves the previous checkpoint as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from tinygpt import files
 
 FORMAT = "tinygpt-checkpoint"
 VERSION = "1"
@@ -63,12 +63,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     return {"state": dict(sorted(state.items())), "param_groups": rest["param_groups"]}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` to ``path`` atomically."""
     path = Path(path)
@@ -88,16 +82,8 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         meta["optimizer"] = json.dumps(rest)
     tensors.update({f"rng.{k}": v.cpu() for k, v in checkpoint.rng.items()})
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with files.atomic_path(path) as tmp:  # written whole, then moved into place
         save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it normal rights
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -129,16 +115,29 @@ def load(path: str | Path) -> Checkpoint:
             f"{path} is not a readable tinygpt checkpoint (truncated, "
             f"corrupt or another kind of file): {err}"
         ) from None
+    try:
+        return _from_tensors(tensors, meta)
+    except (KeyError, ValueError, TypeError, AttributeError) as err:  # a field missing or mangled
+        raise CheckpointError(
+            f"{path} is a tinygpt checkpoint with missing or damaged metadata "
+            f"({type(err).__name__}: {err}); it cannot be used"
+        ) from None
+
+
+def _from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Checkpoint:
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     optimizer_state = None
     if "optimizer" in meta:
         optimizer_state = _unflatten_optimizer(optim, json.loads(meta["optimizer"]))
-    return Checkpoint(
+    checkpoint = Checkpoint(
         model_config=json.loads(meta["model_config"]),
         model_state=model_state,
         meta=json.loads(meta["meta"]),
         optimizer_state=optimizer_state,
         rng=rng,
     )
+    if not isinstance(checkpoint.model_config, dict) or not isinstance(checkpoint.meta, dict):
+        raise ValueError("model_config and meta must be JSON objects")
+    return checkpoint

@@ -1,23 +1,33 @@
 """The ``tinygpt`` command: ``tinygpt train`` (Chapter 6) and ``tinygpt sample`` (Chapter 7).
 
 Every field of GPTConfig and TrainConfig is a flag (``--n-layer 6``, ``--restrict-vocab false``).
-Bad input ends with one line on stderr and exit status 2; no traceback.
+
+``main`` is the one error boundary: every failure ends in one line on stderr, ``tinygpt: error:
+WHAT IS WRONG; WHAT TO DO``, with exit status 2 for bad input (flags, files, data, devices) and
+1 for anything else (a full disk, a bug), and never a traceback unless ``--debug`` (or
+``TINYGPT_DEBUG=1``) asks for one. A command that is refused writes nothing: flags, devices,
+the run folder and its ``config.json`` are checked before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
 import os
 import re
 import sys
+import traceback
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from tinygpt import files
 from tinygpt.model import GPTConfig
 
 NOT_FLAGS = {"vocab_size"}  # follows the data (GPT-2's, or the restricted vocabulary)
+DEBUG_ENV = "TINYGPT_DEBUG"
+DEBUG_HELP = f"on an error, print its traceback too (or set {DEBUG_ENV}=1)"
 
 
 class UsageError(Exception):
@@ -85,7 +95,12 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) 
 def build_parser() -> Parser:
     from tinygpt.train import PRESETS, TrainConfig
 
-    parser = Parser(prog="tinygpt", description="Train and sample the book's GPT.")
+    parser = Parser(
+        prog="tinygpt",
+        description="Train and sample the book's GPT.",
+        epilog=f"--debug (or {DEBUG_ENV}=1) prints the traceback of an error, for bug reports.",
+    )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train a GPT on Tiny Shakespeare")
@@ -103,7 +118,13 @@ def build_parser() -> Parser:
     train.add_argument(
         "--resume", action="store_true", help="continue exactly from OUT/last.safetensors"
     )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an OUT that already holds a run (its files are replaced)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     add_config_flags(train, GPTConfig, "model")
     add_config_flags(train, TrainConfig, "training")
 
@@ -136,11 +157,13 @@ def build_parser() -> Parser:
     sample.add_argument("--seed", type=int, default=None, help="fix the random draws")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sample.add_argument("--no-stream", action="store_true", help="print each sample when done")
+    sample.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tinygpt.train import TrainConfig, plot_losses, preset, train
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.train import TrainConfig, pick_device, plot_losses, preset, train
 
     overrides = {
         f.name: getattr(args, f.name)
@@ -158,19 +181,23 @@ def run_train(args: argparse.Namespace) -> int:
             )
         overrides.setdefault("restrict_vocab", False)  # GPT-2's head scores all 50257 tokens
     out = args.out or Path("runs") / args.preset
-    saved_config = out / "config.json"
-    if args.resume and saved_config.is_file():
+    check_run_folder(out, args.resume, args.overwrite)
+    if args.resume:
         # Resume the run as it was configured; flags given now override (e.g. more --max-steps).
-        saved = json.loads(saved_config.read_text())
-        model_values = {k: v for k, v in saved["model"].items() if k not in NOT_FLAGS}
-        model_config = GPTConfig(**{**model_values, **_fields_in(GPTConfig, overrides)})
-        train_config = TrainConfig(**{**saved["train"], **_fields_in(TrainConfig, overrides)})
-        where = f"resuming {out} as configured in {saved_config}"
+        model_values, train_values, source = saved_configs(out)
+        try:
+            model_config = GPTConfig(**{**model_values, **_fields_in(GPTConfig, overrides)})
+            train_config = TrainConfig(**{**train_values, **_fields_in(TrainConfig, overrides)})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
+        ckpt.load(out / "last.safetensors")  # a damaged checkpoint: say so before any work
+        where = f"resuming {out} as configured in {source}"
     else:
         model_config, train_config = preset(args.preset, **overrides)
         where = f"preset {args.preset}, writing to {out}"
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"tinygpt train: {where}", file=sys.stderr)
+    pick_device(train_config.device)  # a device that is not there: say so before any work
+    if int(os.environ.get("RANK", "0")) == 0:  # stdout: stderr is for problems (and progress)
+        print(f"tinygpt train: {where}", flush=True)
     result = train(
         model_config, train_config, out_dir=out, resume=args.resume, progress=not args.no_progress
     )
@@ -182,7 +209,6 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    from tinygpt import checkpoint as ckpt
     from tinygpt.train import full_validation, model_from_checkpoint, pick_device, prepare_corpus
 
     best = ckpt.load(out / "best.safetensors")
@@ -196,13 +222,13 @@ def run_train(args: argparse.Namespace) -> int:
         steps_run=result.step,
         tokens_per_s=_mean_throughput(result.metrics),
     )
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(final) + "\n")
+    files.append_line(out / "metrics.jsonl", json.dumps(final))
     import matplotlib
 
     matplotlib.use("Agg")
     ax = plot_losses({args.preset: result.metrics}, title=f"tinygpt train --preset {args.preset}")
-    ax.figure.savefig(out / "loss.png")
+    with files.atomic_path(out / "loss.png") as tmp:
+        ax.figure.savefig(tmp, format="png")
     print(
         f"best checkpoint (step {final['step']}): full validation loss "
         f"{final['val_loss']:.4f} nats/token, {final['val_loss_per_char']:.4f} nats/char; "
@@ -226,8 +252,13 @@ def run_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+        raise ValueError("--prompt is not valid UTF-8; check the terminal's encoding") from None
+    device = pick_device(args.device)
     path = args.checkpoint / "best.safetensors" if args.checkpoint.is_dir() else args.checkpoint
-    generator = TextGenerator.from_checkpoint(path, pick_device(args.device))
+    generator = TextGenerator.from_checkpoint(path, device)
     ids = generator.encode(args.prompt)
     window = generator.model.config.block_size
     if len(ids) > window:
@@ -267,30 +298,117 @@ def _mean_throughput(metrics: list[dict]) -> float:
     return sum(rates) / len(rates) if rates else 0.0
 
 
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, a run folder that cannot be written or would lose a run."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--out {out}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"--out {out}: no permission to write in {folder}")
+            break
+    has_run = any((out / name).is_file() for name in ("last.safetensors", "best.safetensors"))
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one")
+    if resume and not (out / "last.safetensors").is_file():
+        raise ValueError(
+            f"nothing to resume in {out}: it has no last.safetensors (leave out --resume to "
+            f"start a new run there)"
+        )
+    if has_run and not resume and not overwrite:
+        raise ValueError(
+            f"{out} already holds a run; continue it with --resume, replace it with "
+            f"--overwrite, or choose another --out"
+        )
+
+
+def saved_configs(out: Path) -> tuple[dict, dict, Path]:
+    """The model and training settings a run was started with: its config.json, or, if that
+    is gone, the copy inside its last checkpoint. Errors name the file and what is wrong."""
+    from tinygpt import checkpoint as ckpt
+
+    path = out / "config.json"
+    if not path.exists():
+        last = ckpt.load(out / "last.safetensors")
+        model, train = last.model_config, last.meta.get("train_config")
+        if not isinstance(train, dict):
+            raise ValueError(f"{out} has no config.json and its last.safetensors has no settings")
+        return _without_not_flags(model), train, out / "last.safetensors"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}); repair it, or delete "
+            f"it to resume with the settings saved in last.safetensors"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; repair or delete it") from None
+    if not isinstance(saved, dict) or not all(
+        isinstance(saved.get(key), dict) for key in ("model", "train")
+    ):
+        raise ValueError(
+            f'{path} lacks its "model" and "train" settings; repair it, or delete it to resume '
+            f"with the settings saved in last.safetensors"
+        )
+    return _without_not_flags(saved["model"]), saved["train"], path
+
+
+def _without_not_flags(model_values: dict) -> dict:
+    return {k: v for k, v in model_values.items() if k not in NOT_FLAGS}
+
+
+def describe_os_error(err: OSError) -> tuple[str, int]:
+    """One line for a failed file operation, and the exit status: 2 if the user can fix the
+    input (a path, a permission), 1 if the machine is at fault (a full disk)."""
+    where = f" {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write{where}: {reason}; free some space and run again", 1
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot access{where}: {reason}; check its permissions, or choose another", 2
+    return f"{reason}{':' if where else ''}{where}", 2
+
+
 def main(argv: list[str] | None = None) -> int:
     from tinygpt.checkpoint import CheckpointError
     from tinygpt.data import DataError
+    from tinygpt.tokenizer import VocabularyError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         parser = build_parser()
-        if not (sys.argv[1:] if argv is None else argv):  # bare `tinygpt`: say what it does
+        if not argv:  # bare `tinygpt`: say what it does
             parser.print_help()
             return 2
         args = parser.parse_args(argv)
         if args.command == "train":
             return run_train(args)
-        if args.command == "sample":
-            return run_sample(args)
-    except UsageError as err:
-        print(f"tinygpt: error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, CheckpointError, DataError) as err:
-        print(f"tinygpt: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tinygpt: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return run_sample(args)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        return _fail(
+            "aborted; the run folder holds its last completed save (resume it with --resume)",
+            130,
+            debug,
+        )
+    except (UsageError, ValueError, CheckpointError, DataError, VocabularyError) as err:
+        return _fail(str(err), 2, debug)
+    except OSError as err:
+        return _fail(*describe_os_error(err), debug)
+    except Exception as err:  # not the user's input: a bug, or the machine
+        return _fail(
+            f"unexpected {type(err).__name__}: {err} (a bug? run again with --debug and report "
+            f"the traceback)",
+            1,
+            debug,
+        )
+
+
+def _fail(message: str, status: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"tinygpt: error: {' '.join(message.split())}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -115,6 +115,10 @@ def fetch(remote: RemoteFile = TINY_SHAKESPEARE, folder: Path | None = None) -> 
     """Path to a verified local copy of ``remote``, downloading it on first use."""
     folder = data_dir() if folder is None else Path(folder)
     path = folder / remote.name
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder} is a file, not a folder; point {DATA_DIR_ENV} at a folder")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path} is not a file; remove it, or point {DATA_DIR_ENV} elsewhere")
     if path.is_file():
         actual = sha256_of(path)
         if actual != remote.sha256:

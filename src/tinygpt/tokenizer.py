@@ -31,7 +31,7 @@ UNICODE_VERSION = "16.0.0"
 
 
 def _as_class(codes: set[int]) -> str:
-    """A set of code points as a character class, in runs: ``[\U00000041-\U0000005a...]``."""
+    r"""A set of code points as a character class, in runs: ``[\U00000041-\U0000005a...]``."""
     runs: list[list[int]] = []
     for code in sorted(codes):
         if runs and runs[-1][1] == code - 1:
@@ -94,6 +94,10 @@ GPT2_VOCAB_URLS = (
 Pair = tuple[int, int]
 
 
+class VocabularyError(RuntimeError):
+    """GPT-2's vocabulary is neither cached nor downloadable. The message says what to do."""
+
+
 def gpt2_encoding():
     """tiktoken's GPT-2 encoding, with one clear error when its vocabulary cannot be had."""
     import tiktoken
@@ -103,10 +107,11 @@ def gpt2_encoding():
     except Exception as err:  # tiktoken raises requests/urllib errors of several kinds offline
         cache = os.environ.get(TIKTOKEN_CACHE_ENV)
         where = f"{TIKTOKEN_CACHE_ENV}={cache}" if cache else f"{TIKTOKEN_CACHE_ENV} is not set"
-        raise RuntimeError(
-            f"Could not load GPT-2's vocabulary (vocab.bpe and encoder.json from "
-            f"{' and '.join(GPT2_VOCAB_URLS)}): {type(err).__name__}: {err}. Offline, point "
-            f"{TIKTOKEN_CACHE_ENV} at a folder holding tiktoken's cached copies ({where})."
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:160]
+        raise VocabularyError(
+            f"GPT-2's vocabulary is not cached and could not be downloaded ({reason}). Offline, "
+            f"point {TIKTOKEN_CACHE_ENV} at a folder holding tiktoken's cached copies of "
+            f"{' and '.join(GPT2_VOCAB_URLS)} ({where})."
         ) from None
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from tinygpt import checkpoint as ckpt
-from tinygpt import distributed
+from tinygpt import distributed, files
 from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
+from tinygpt.interrupts import StopRequest
 from tinygpt.model import GPT, GPTConfig
 from tinygpt.vocab import RestrictedVocab
 
@@ -160,14 +161,33 @@ def preset(name: str, **overrides) -> tuple[GPTConfig, TrainConfig]:
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """cuda > mps > cpu, unless a device is named."""
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """cuda > mps > cpu, unless a device is named; a named device must exist on this machine
+    (a ValueError that says which devices do, rather than a failure deep inside PyTorch)."""
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if requested == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda" and not cuda:
+        build = "is built without CUDA" if torch.version.cuda is None else "finds no CUDA GPU"
+        raise ValueError(
+            f"device {requested!r}: this PyTorch ({torch.__version__}) {build}; use --device cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+            f"numbered from 0"
+        )
+    if device.type == "mps" and not mps:
+        raise ValueError(f"device {requested!r}: Apple's MPS is not available; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {requested!r} is not supported: use auto, cpu, cuda or mps")
+    return device
 
 
 def autocast(device: torch.device, dtype: str):
@@ -367,7 +387,9 @@ def train(
 
     With ``config.init_from`` the weights start from a pretrained GPT-2 (Appendix B).
     ``halt_at_step`` stops early as if interrupted (used to test exact resumption).
-    Ctrl-C saves ``last.safetensors`` and returns cleanly.
+    A first Ctrl-C (or SIGTERM) ends the current step, saves ``last.safetensors`` and returns
+    with ``stopped == "interrupted"``; a second raises ``KeyboardInterrupt`` at once, leaving
+    the files as the last completed save wrote them (``tinygpt.interrupts``).
 
     Under ``torchrun --nproc_per_node=N`` this is data-parallel (``tinygpt.distributed``): each
     rank draws its own batches of ``batch_size``, DDP averages the gradients, and rank 0 alone
@@ -419,18 +441,24 @@ def train(
                 f"{out / 'last.safetensors'} was trained with a different model config: "
                 + ", ".join(f"{k}={a} in the checkpoint, {b} now" for k, (a, b) in diff.items())
             )
-        model.load_state_dict(model_from_checkpoint(saved).state_dict())
-        optimizer.load_state_dict(saved.optimizer_state)
-        torch.set_rng_state(saved.rng["torch"])
-        data_rng.set_state(saved.rng["data"])
-        if "cuda" in saved.rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(saved.rng["cuda"])
-        start_step = saved.meta["step"]
-        resumed_elapsed = saved.meta.get("elapsed_s", 0.0)  # a time budget continues, too
+        try:
+            model.load_state_dict(model_from_checkpoint(saved).state_dict())
+            optimizer.load_state_dict(saved.optimizer_state)
+            torch.set_rng_state(saved.rng["torch"])
+            data_rng.set_state(saved.rng["data"])
+            if "cuda" in saved.rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(saved.rng["cuda"])
+            start_step = int(saved.meta["step"])
+            resumed_elapsed = float(saved.meta.get("elapsed_s", 0.0))  # a time budget goes on
+            result.best_val_loss = float(saved.meta["best_val_loss"])
+            patience_left = int(saved.meta["patience_left"])
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
+            raise ckpt.CheckpointError(
+                f"{out / 'last.safetensors'} cannot be resumed: it lacks the optimizer, random "
+                f"generators or step of a run ({type(err).__name__}: {str(err)[:200]})"
+            ) from None
         if ctx.rank > 0:  # the checkpoint holds rank 0's data stream; the others reseed
             data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * start_step)
-        result.best_val_loss = saved.meta["best_val_loss"]
-        patience_left = saved.meta["patience_left"]
         result.metrics = _read_metrics(out / "metrics.jsonl", until_step=start_step, write=writes)
 
     def save_last(step: int) -> None:
@@ -458,15 +486,16 @@ def train(
     def log(record: dict) -> None:
         result.metrics.append(record)
         if writes:
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            files.append_line(out / "metrics.jsonl", json.dumps(record))
 
     if writes:
         out.mkdir(parents=True, exist_ok=True)
+        files.remove_stale_temporaries(out)  # left by a save that was killed
         if not resume:
-            (out / "metrics.jsonl").write_text("")
-        (out / "config.json").write_text(
-            json.dumps({"model": asdict(model_config), "train": asdict(config)}, indent=2) + "\n"
+            files.write_text(out / "metrics.jsonl", "")
+        files.write_text(
+            out / "config.json",
+            json.dumps({"model": asdict(model_config), "train": asdict(config)}, indent=2) + "\n",
         )
 
     wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
@@ -484,8 +513,14 @@ def train(
     result.stopped = "max_steps"
     last_log = time.perf_counter()
     model.train()
+    stop = StopRequest().__enter__()  # Ctrl-C or SIGTERM from here on: stop at a step boundary
     try:
         while step < config.max_steps:
+            # A step boundary: the only place a run stops, so its checkpoint is a state that an
+            # uninterrupted run passes through too. Every rank stops at the same step.
+            if distributed.any_rank(stop.requested, ctx):
+                result.stopped = "interrupted"
+                break
             elapsed = time.perf_counter() - started
             if distributed.any_rank(bool(budget) and elapsed >= budget, ctx):
                 result.stopped = "time"
@@ -594,18 +629,13 @@ def train(
                         break
                 save_last(step)
                 last_log = time.perf_counter()  # evaluation time is not training throughput
-    except KeyboardInterrupt:
-        result.stopped = "interrupted"
-        if bar is not None:
-            bar.write(
-                f"Interrupted at step {step}; saving {out / 'last.safetensors' if out else ''}"
-            )
-    finally:
+        if result.stopped in ("interrupted", "time") or step % config.eval_interval:
+            save_last(step)
+    finally:  # a second Ctrl-C (KeyboardInterrupt) passes through: nothing more is written
+        stop.__exit__(None, None, None)
         if bar is not None:
             bar.close()
         distributed.cleanup(ctx)
-    if result.stopped in ("interrupted", "time") or step % config.eval_interval:
-        save_last(step)
     result.step = step
     return result
 
@@ -613,12 +643,19 @@ def train(
 def _read_metrics(path: Path, until_step: int | None = None, write: bool = True) -> list[dict]:
     if not path.is_file():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by a crash mid-write: not a record
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
     if until_step is None:
         return records
     kept = [r for r in records if r["step"] <= until_step]
-    if write:
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))  # drop what came after
+    if write:  # drop what came after the checkpoint (and any torn line)
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
 
 
