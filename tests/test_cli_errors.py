@@ -173,7 +173,7 @@ CASES = [
          prepare=reshape("best.safetensors")),
     Case("text file as checkpoint", ["sample", "--checkpoint", "{run}/config.json"],
          "not a readable tinygpt checkpoint"),
-    Case("checkpoint flag missing", ["sample", "--prompt", "x"], "arguments are required: --checkpoint"),
+    Case("checkpoint flag missing", ["sample", "--prompt", "x"], "required: --checkpoint"),
     # --- sampling flags and prompts ---
     Case("negative temperature", [*SAMPLE, "--temperature", "-1"], "temperature must be >= 0"),
     Case("top-p above 1", [*SAMPLE, "--top-p", "1.5"], "top_p must be in (0, 1]"),

@@ -22,9 +22,6 @@ import traceback
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from tinygpt import files
-from tinygpt.model import GPTConfig
-
 NOT_FLAGS = {"vocab_size"}  # follows the data (GPT-2's, or the restricted vocabulary)
 DEBUG_ENV = "TINYGPT_DEBUG"
 DEBUG_HELP = f"on an error, print its traceback too (or set {DEBUG_ENV}=1)"
@@ -93,6 +90,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) 
 
 
 def build_parser() -> Parser:
+    from tinygpt.model import GPTConfig
     from tinygpt.train import PRESETS, TrainConfig
 
     parser = Parser(
@@ -163,6 +161,8 @@ def build_parser() -> Parser:
 
 def run_train(args: argparse.Namespace) -> int:
     from tinygpt import checkpoint as ckpt
+    from tinygpt import files
+    from tinygpt.model import GPTConfig
     from tinygpt.train import TrainConfig, pick_device, plot_losses, preset, train
 
     overrides = {
@@ -370,13 +370,9 @@ def describe_os_error(err: OSError) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tinygpt.checkpoint import CheckpointError
-    from tinygpt.data import DataError
-    from tinygpt.tokenizer import VocabularyError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    try:
+    try:  # torch and the rest are imported in here, so a Ctrl-C while they load is caught too
         parser = build_parser()
         if not argv:  # bare `tinygpt`: say what it does
             parser.print_help()
@@ -391,17 +387,25 @@ def main(argv: list[str] | None = None) -> int:
             130,
             debug,
         )
-    except (UsageError, ValueError, CheckpointError, DataError, VocabularyError) as err:
-        return _fail(str(err), 2, debug)
-    except OSError as err:
-        return _fail(*describe_os_error(err), debug)
-    except Exception as err:  # not the user's input: a bug, or the machine
-        return _fail(
-            f"unexpected {type(err).__name__}: {err} (a bug? run again with --debug and report "
-            f"the traceback)",
-            1,
-            debug,
-        )
+    except Exception as err:
+        return _fail(*describe_error(err), debug)
+
+
+def describe_error(err: Exception) -> tuple[str, int]:
+    """The error line and exit status: 2 for input the user can fix, 1 for anything else."""
+    from tinygpt.checkpoint import CheckpointError
+    from tinygpt.data import DataError
+    from tinygpt.tokenizer import VocabularyError
+
+    if isinstance(err, (UsageError, ValueError, CheckpointError, DataError, VocabularyError)):
+        return str(err), 2
+    if isinstance(err, OSError):
+        return describe_os_error(err)
+    return (
+        f"unexpected {type(err).__name__}: {err} (a bug? run again with --debug and report "
+        f"the traceback)",
+        1,
+    )
 
 
 def _fail(message: str, status: int, debug: bool) -> int:
