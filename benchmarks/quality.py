@@ -28,6 +28,7 @@ def train_and_measure(name: str, flags: list[str], minutes: float, out: Path) ->
     run_dir = out / name
     command = [sys.executable, "-m", "tinygpt", "train", *flags, "--out", str(run_dir)]
     command += ["--max-minutes", str(minutes), "--max-steps", "1000000", "--no-progress"]
+    command += ["--overwrite"]  # a benchmark run replaces the last one of its name
     print("$ tinygpt", " ".join(command[3:]), flush=True)
     subprocess.run(command, check=True)
     final = [m for m in read_metrics(run_dir / "metrics.jsonl") if m["kind"] == "final"][-1]

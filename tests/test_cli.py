@@ -117,7 +117,7 @@ def test_resume_reuses_the_runs_own_config_and_flags_given_now_override(tmp_path
     assert "as configured in" in capsys.readouterr().err
     last = ckpt.load(out / "last.safetensors")
     assert last.meta["step"] == 4 and last.model_config["n_layer"] == 1
-    assert last.meta["elapsed_s"] > 0  # a time budget resumes where it stopped, too
+    assert last.meta["elapsed_s"] > 0  # sanity: a time budget resumes where it stopped, too
 
 
 def test_bare_command_prints_help_and_text_settings_list_their_choices(capsys):
