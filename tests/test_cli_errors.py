@@ -305,3 +305,33 @@ def test_edge_prompts_are_accepted(pristine_run, prompt, notice):
     if notice:
         assert notice in proc.stderr
     assert snapshot(pristine_run) == before
+
+
+@pytest.mark.parametrize(
+    "err, words, status",
+    [
+        (OSError(28, "No space left on device", "/runs/x/last.safetensors"), "free some space", 1),
+        (PermissionError(13, "Permission denied", "/runs/x"), "check its permissions", 2),
+        (OSError(30, "Read-only file system", "/mnt/ro/run"), "choose another", 2),
+        (FileNotFoundError(2, "No such file or directory", "/nowhere"), "/nowhere", 2),
+    ],
+)
+def test_file_system_failures_read_as_one_line(err, words, status):
+    """Failures a test running as root cannot cause (permissions, a read-only or full disk)."""
+    from tinygpt.cli import describe_error
+
+    message, code = describe_error(err)
+    assert words in message and err.filename in message and "\n" not in message
+    assert code == status
+
+
+def test_an_unexpected_error_is_one_line_that_asks_for_a_report(monkeypatch, capsys):
+    from tinygpt import cli
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "run_sample", broken)
+    assert cli.main(["sample", "--checkpoint", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected ZeroDivisionError" in err and "--debug" in err
