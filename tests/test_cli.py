@@ -114,7 +114,7 @@ def test_resume_reuses_the_runs_own_config_and_flags_given_now_override(tmp_path
     assert main(["train", *small, *budget, "--max-steps", "2", *common]) == 0
     capsys.readouterr()
     assert main(["train", "--resume", "--max-steps", "4", *common]) == 0
-    assert "as configured in" in capsys.readouterr().err
+    assert "as configured in" in capsys.readouterr().out
     last = ckpt.load(out / "last.safetensors")
     assert last.meta["step"] == 4 and last.model_config["n_layer"] == 1
     assert last.meta["elapsed_s"] > 0  # sanity: a time budget resumes where it stopped, too
