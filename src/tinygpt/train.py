@@ -350,13 +350,6 @@ class TrainResult:
     is_main: bool = True  # False on the ranks > 0 of a torchrun launch (they write nothing)
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
 def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
     """Rebuild a GPT from a checkpoint's config and weights."""
     try:
@@ -368,6 +361,149 @@ def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
             f"checkpoint does not fit its own config: {first_line}"
         ) from None
     return model
+
+
+def train_step(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    config: TrainConfig,
+    forward: torch.nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One optimisation step on the batch ``(x, y)``: set the learning rate, compute the loss
+    (without the logits, Appendix A), backpropagate, clip the gradient norm, update with AdamW.
+
+    ``forward`` is the model as it is run (DDP-wrapped or compiled); ``model`` by default.
+    Returns the loss and the gradient norm before clipping (None when clipping is off).
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(x.device, config.dtype):  # bf16 where asked (Appendix A); else a no-op
+        _, loss = (forward or model)(x, y, return_logits=False)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = None
+    if config.grad_clip > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss, grad_norm
+
+
+def evaluate(model: GPT, corpus: Corpus, config: TrainConfig, device: torch.device) -> dict:
+    """Validation and training loss, each on the same ``eval_batches`` windows every time."""
+    losses = {}
+    for split, ids, ids_gpt2 in (
+        ("val_loss", corpus.val, corpus.val_gpt2),
+        ("train_loss", corpus.train, corpus.train_gpt2),
+    ):
+        losses[split] = estimate_loss(
+            model, ids, ids_gpt2, corpus.vocab, config.eval_batches, config.batch_size, device,
+            config.dtype,
+        )  # fmt: skip
+    return losses
+
+
+@dataclass
+class RunState:
+    """What a run must carry across a stop to continue exactly: ``last.safetensors``."""
+
+    model: GPT
+    optimizer: torch.optim.Optimizer
+    data_rng: torch.Generator  # which windows the next batches take
+    step: int = 0
+    best_val_loss: float = math.inf
+    patience_left: int = 0  # evaluations without improvement still allowed
+    elapsed_s: float = 0.0  # wall-clock time spent before this process (a budget goes on)
+
+
+def save_state(path: Path, state: RunState, config: TrainConfig, corpus: Corpus, elapsed: float):
+    """Write ``state`` atomically: weights, optimizer, every random generator, step, counters."""
+    rng = {"torch": torch.get_rng_state(), "data": state.data_rng.get_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    meta = {
+        "step": state.step,
+        "elapsed_s": elapsed,
+        "best_val_loss": state.best_val_loss,
+        "patience_left": state.patience_left,
+        "train_config": asdict(config),
+        "vocab": corpus.vocab.state() if corpus.vocab else None,
+    }
+    weights, optimizer = state.model.weights(), state.optimizer.state_dict()
+    ckpt.save(path, ckpt.Checkpoint(asdict(state.model.config), weights, meta, optimizer, rng))
+
+
+def save_best(path: Path, model: GPT, config: TrainConfig, corpus: Corpus, step: int, losses: dict):
+    """The weights alone (what sampling needs), with the step and validation loss they reached."""
+    vocab = corpus.vocab.state() if corpus.vocab else None
+    meta = {"step": step, "val_loss": losses["val_loss"], "train_config": asdict(config)}
+    meta["vocab"] = vocab
+    ckpt.save(path, ckpt.Checkpoint(asdict(model.config), model.weights(), meta))
+
+
+def restore_state(path: Path, state: RunState) -> None:
+    """Load ``path`` into ``state`` (in place), or say clearly why it cannot be resumed."""
+    saved = ckpt.load(path)
+    ours = asdict(state.model.config)
+    if saved.model_config != ours:
+        raise ckpt.CheckpointError(
+            f"{path} was trained with a different model config: "
+            + ", ".join(
+                f"{k}={v} in the checkpoint, {ours.get(k)} now"
+                for k, v in saved.model_config.items()
+                if ours.get(k) != v
+            )
+        )
+    try:
+        state.model.load_state_dict(model_from_checkpoint(saved).state_dict())
+        state.optimizer.load_state_dict(saved.optimizer_state)
+        torch.set_rng_state(saved.rng["torch"])
+        state.data_rng.set_state(saved.rng["data"])
+        if "cuda" in saved.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(saved.rng["cuda"])
+        state.step = int(saved.meta["step"])
+        state.elapsed_s = float(saved.meta.get("elapsed_s", 0.0))
+        state.best_val_loss = float(saved.meta["best_val_loss"])
+        state.patience_left = int(saved.meta["patience_left"])
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
+        raise ckpt.CheckpointError(
+            f"{path} cannot be resumed: it lacks the optimizer, random generators or step of a "
+            f"run ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
+
+
+def build_model(
+    model_config: GPTConfig, config: TrainConfig, corpus: Corpus, device: torch.device
+) -> GPT:
+    """A fresh GPT for ``corpus`` (its vocabulary sets ``vocab_size``), or a pretrained GPT-2
+    when ``config.init_from`` says so (Appendix B)."""
+    if config.init_from:  # fine-tuning: the pretrained model fixes the shape
+        from tinygpt.pretrained import gpt2_for_finetuning
+
+        model = gpt2_for_finetuning(config.init_from, model_config.block_size, model_config.dropout)
+        if model.config.vocab_size != corpus.vocab_size:
+            raise ValueError(
+                f"{config.init_from} has a vocabulary of {model.config.vocab_size} tokens; "
+                f"fine-tuning on GPT-2 tokens needs {corpus.vocab_size}"
+            )
+        torch.manual_seed(config.seed)  # the dropout masks
+        return model.to(device)
+    if model_config.vocab_size != corpus.vocab_size:
+        # The vocabulary follows the data: all of GPT-2's, or the restricted one.
+        model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
+    torch.manual_seed(config.seed)  # the initial weights, then the dropout masks
+    return GPT(model_config).to(device)
+
+
+def _open_run_folder(out: Path, resume: bool, model: GPT, config: TrainConfig) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    files.remove_stale_temporaries(out)  # left by a save that was killed
+    if not resume:
+        files.write_text(out / "metrics.jsonl", "")
+    settings = {"model": asdict(model.config), "train": asdict(config)}
+    files.write_text(out / "config.json", json.dumps(settings, indent=2) + "\n")
 
 
 def train(
@@ -400,122 +536,65 @@ def train(
     ctx, device = distributed.setup(pick_device(config.device))
     writes = out is not None and ctx.is_main  # only rank 0 touches the output folder
     corpus = prepare_corpus(config.restrict_vocab, config.vocab_min_count)
-    pretrained = None
-    if config.init_from:  # fine-tuning: the pretrained model fixes the shape (Appendix B)
-        from tinygpt.pretrained import gpt2_for_finetuning
-
-        pretrained = gpt2_for_finetuning(
-            config.init_from, model_config.block_size, model_config.dropout
-        )
-        model_config = pretrained.config
-        if model_config.vocab_size != corpus.vocab_size:
-            raise ValueError(
-                f"{config.init_from} has a vocabulary of {model_config.vocab_size} tokens; "
-                f"fine-tuning on GPT-2 tokens needs {corpus.vocab_size}"
-            )
-    if model_config.vocab_size != corpus.vocab_size:
-        # The vocabulary follows the data: all of GPT-2's, or the restricted one.
-        model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
-
-    torch.manual_seed(config.seed)  # initial weights and dropout masks
-    # which windows each batch takes: a different stream on every rank
-    data_rng = torch.Generator().manual_seed(config.seed + 1 + ctx.rank)
-    model = (GPT(model_config) if pretrained is None else pretrained).to(device)
-    optimizer = configure_optimizer(model, config, device)
+    model = build_model(model_config, config, corpus, device)
+    state = RunState(
+        model,
+        configure_optimizer(model, config, device),
+        # which windows each batch takes: a different stream on every rank
+        torch.Generator().manual_seed(config.seed + 1 + ctx.rank),
+        patience_left=config.patience,
+    )
     result = TrainResult(out_dir=out, is_main=ctx.is_main)
-    start_step = 0
-    resumed_elapsed = 0.0
-    patience_left = config.patience
-
     if resume:
         if out is None or not (out / "last.safetensors").is_file():
             raise ckpt.CheckpointError(f"nothing to resume: no last.safetensors in {out}")
-        saved = ckpt.load(out / "last.safetensors")
-        if saved.model_config != asdict(model_config):
-            diff = {
-                k: (v, asdict(model_config).get(k))
-                for k, v in saved.model_config.items()
-                if asdict(model_config).get(k) != v
-            }
-            raise ckpt.CheckpointError(
-                f"{out / 'last.safetensors'} was trained with a different model config: "
-                + ", ".join(f"{k}={a} in the checkpoint, {b} now" for k, (a, b) in diff.items())
-            )
-        try:
-            model.load_state_dict(model_from_checkpoint(saved).state_dict())
-            optimizer.load_state_dict(saved.optimizer_state)
-            torch.set_rng_state(saved.rng["torch"])
-            data_rng.set_state(saved.rng["data"])
-            if "cuda" in saved.rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state(saved.rng["cuda"])
-            start_step = int(saved.meta["step"])
-            resumed_elapsed = float(saved.meta.get("elapsed_s", 0.0))  # a time budget goes on
-            result.best_val_loss = float(saved.meta["best_val_loss"])
-            patience_left = int(saved.meta["patience_left"])
-        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
-            raise ckpt.CheckpointError(
-                f"{out / 'last.safetensors'} cannot be resumed: it lacks the optimizer, random "
-                f"generators or step of a run ({type(err).__name__}: {str(err)[:200]})"
-            ) from None
+        restore_state(out / "last.safetensors", state)
         if ctx.rank > 0:  # the checkpoint holds rank 0's data stream; the others reseed
-            data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * start_step)
-        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=start_step, write=writes)
+            state.data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * state.step)
+        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=state.step, write=writes)
+    if writes:
+        _open_run_folder(out, resume, model, config)
+    result.best_val_loss = state.best_val_loss
+    with StopRequest() as stop:  # Ctrl-C or SIGTERM from here on: stop at a step boundary
+        try:
+            _loop(state, config, corpus, device, ctx, out if writes else None, result, stop,
+                  progress and ctx.is_main, halt_at_step)  # fmt: skip
+        finally:  # a second Ctrl-C (KeyboardInterrupt) passes through: nothing more is written
+            distributed.cleanup(ctx)
+    result.step = state.step
+    result.best_val_loss = state.best_val_loss
+    return result
 
-    def save_last(step: int) -> None:
-        if not writes:
-            return
-        meta = {
-            "step": step,
-            "elapsed_s": time.perf_counter() - started,
-            "best_val_loss": result.best_val_loss,
-            "patience_left": patience_left,
-            "train_config": asdict(config),
-            "vocab": corpus.vocab.state() if corpus.vocab else None,
-        }
-        ckpt.save(
-            out / "last.safetensors",
-            ckpt.Checkpoint(
-                asdict(model_config),
-                model.weights(),
-                meta,
-                optimizer.state_dict(),
-                _rng_state(data_rng),
-            ),
-        )
+
+def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_at_step):
+    """The loop of ``train``: steps, logs, evaluations and saves, until a reason to stop."""
+    model, step0 = state.model, state.step
+    wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    budget = config.max_minutes * 60.0
+    started = time.perf_counter() - state.elapsed_s
+    tokens_per_step = config.batch_size * model.config.block_size * ctx.world_size
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.max_steps, initial=step0, unit="step", dynamic_ncols=True)
 
     def log(record: dict) -> None:
         result.metrics.append(record)
-        if writes:
+        if out is not None:
             files.append_line(out / "metrics.jsonl", json.dumps(record))
 
-    if writes:
-        out.mkdir(parents=True, exist_ok=True)
-        files.remove_stale_temporaries(out)  # left by a save that was killed
-        if not resume:
-            files.write_text(out / "metrics.jsonl", "")
-        files.write_text(
-            out / "config.json",
-            json.dumps({"model": asdict(model_config), "train": asdict(config)}, indent=2) + "\n",
-        )
+    def save_last() -> None:
+        if out is not None:
+            elapsed = time.perf_counter() - started
+            save_state(out / "last.safetensors", state, config, corpus, elapsed)
 
-    wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
-    compiled = torch.compile(wrapped) if config.compile else wrapped
-    budget = config.max_minutes * 60.0
-    started = time.perf_counter() - resumed_elapsed
-    tokens_per_step = config.batch_size * model_config.block_size * ctx.world_size
-    bar = None
-    if progress and ctx.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, initial=start_step, unit="step", dynamic_ncols=True)
-
-    step = start_step
     result.stopped = "max_steps"
     last_log = time.perf_counter()
     model.train()
-    stop = StopRequest().__enter__()  # Ctrl-C or SIGTERM from here on: stop at a step boundary
     try:
-        while step < config.max_steps:
+        while state.step < config.max_steps:
             # A step boundary: the only place a run stops, so its checkpoint is a state that an
             # uninterrupted run passes through too. Every rank stops at the same step.
             if distributed.any_rank(stop.requested, ctx):
@@ -525,38 +604,21 @@ def train(
             if distributed.any_rank(bool(budget) and elapsed >= budget, ctx):
                 result.stopped = "time"
                 break
-            if halt_at_step is not None and step >= halt_at_step:
+            if halt_at_step is not None and state.step >= halt_at_step:
                 result.stopped = "interrupted"
                 break
-            progress_frac = max(step / config.max_steps, elapsed / budget if budget else 0.0)
-            lr = lr_at(progress_frac, config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
+            done = max(state.step / config.max_steps, elapsed / budget if budget else 0.0)
+            lr = lr_at(done, config, state.step)
             x, y = get_batch(
-                corpus.train,
-                config.batch_size,
-                model_config.block_size,
-                generator=data_rng,
-                device=device,
+                corpus.train, config.batch_size, model.config.block_size, state.data_rng, device
             )
-            with autocast(device, config.dtype):
-                _, loss = compiled(x, y, return_logits=False)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = None
-            if config.grad_clip > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            step += 1
+            loss, grad_norm = train_step(model, state.optimizer, x, y, lr, config, forward)
+            state.step += 1
+            step = state.step
 
             if step % config.log_interval == 0 or step == config.max_steps:
                 now = time.perf_counter()
-                steps_since = (
-                    config.log_interval
-                    if step % config.log_interval == 0
-                    else (step % config.log_interval)
-                )
+                steps_since = step % config.log_interval or config.log_interval
                 record = {
                     "kind": "train",
                     "step": step,
@@ -575,69 +637,26 @@ def train(
                 bar.update(1)
 
             if step % config.eval_interval == 0 or step == config.max_steps:
-                val = estimate_loss(
-                    model,
-                    corpus.val,
-                    corpus.val_gpt2,
-                    corpus.vocab,
-                    config.eval_batches,
-                    config.batch_size,
-                    device,
-                    config.dtype,
-                )
-                trn = estimate_loss(
-                    model,
-                    corpus.train,
-                    corpus.train_gpt2,
-                    corpus.vocab,
-                    config.eval_batches,
-                    config.batch_size,
-                    device,
-                    config.dtype,
-                )
-                log(
-                    {
-                        "kind": "eval",
-                        "step": step,
-                        "train_loss": trn,
-                        "val_loss": val,
-                        "elapsed_s": time.perf_counter() - started,
-                    }
-                )
-                if val < result.best_val_loss:
-                    result.best_val_loss = val
-                    patience_left = config.patience
-                    if writes:
-                        ckpt.save(
-                            out / "best.safetensors",
-                            ckpt.Checkpoint(
-                                asdict(model_config),
-                                model.weights(),
-                                {
-                                    "step": step,
-                                    "val_loss": val,
-                                    "train_config": asdict(config),
-                                    "vocab": corpus.vocab.state() if corpus.vocab else None,
-                                },
-                            ),
-                        )
+                losses = evaluate(model, corpus, config, device)
+                log({"kind": "eval", "step": step, **losses,
+                     "elapsed_s": time.perf_counter() - started})  # fmt: skip
+                if losses["val_loss"] < state.best_val_loss:
+                    state.best_val_loss = losses["val_loss"]
+                    state.patience_left = config.patience
+                    if out is not None:
+                        save_best(out / "best.safetensors", model, config, corpus, step, losses)
                 elif config.patience:
-                    patience_left -= 1
-                    if patience_left <= 0:
+                    state.patience_left -= 1
+                    if state.patience_left <= 0:
                         result.stopped = "early_stop"
-                        save_last(step)
                         break
-                save_last(step)
+                save_last()
                 last_log = time.perf_counter()  # evaluation time is not training throughput
-        if result.stopped in ("interrupted", "time") or step % config.eval_interval:
-            save_last(step)
-    finally:  # a second Ctrl-C (KeyboardInterrupt) passes through: nothing more is written
-        stop.__exit__(None, None, None)
+        if result.stopped != "max_steps" or state.step % config.eval_interval:
+            save_last()
+    finally:
         if bar is not None:
             bar.close()
-        distributed.cleanup(ctx)
-    result.step = step
-    return result
 
 
 def _read_metrics(path: Path, until_step: int | None = None, write: bool = True) -> list[dict]:
