@@ -372,36 +372,40 @@ def train_step(
     config: TrainConfig,
     forward: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One optimisation step on the batch ``(x, y)``: set the learning rate, compute the loss
-    (without the logits, Appendix A), backpropagate, clip the gradient norm, update with AdamW.
+    """One optimisation step on the batch ``(x, y)`` at learning rate ``lr``.
 
-    ``forward`` is the model as it is run (DDP-wrapped or compiled); ``model`` by default.
-    Returns the loss and the gradient norm before clipping (None when clipping is off).
+    Returns the loss and the gradient norm before clipping (None when clipping
+    is off), which ``train`` logs. ``forward`` is the model as it is run (Appendix
+    A: DDP-wrapped or compiled); ``model`` itself by default.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    with autocast(x.device, config.dtype):  # bf16 where asked (Appendix A); else a no-op
+    with autocast(x.device, config.dtype):  # bf16 if asked (Appendix A)
         _, loss = (forward or model)(x, y, return_logits=False)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = None
     if config.grad_clip > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        params = model.parameters()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
     optimizer.step()
     return loss, grad_norm
 
 
-def evaluate(model: GPT, corpus: Corpus, config: TrainConfig, device: torch.device) -> dict:
-    """Validation and training loss, each on the same ``eval_batches`` windows every time."""
+def evaluate(
+    model: GPT, corpus: Corpus, config: TrainConfig, device: torch.device
+) -> dict:
+    """Validation and training loss, on the same ``eval_batches`` windows of
+    each split every time (``estimate_loss`` draws them with a fixed seed)."""
     losses = {}
-    for split, ids, ids_gpt2 in (
+    for name, ids, ids_gpt2 in (
         ("val_loss", corpus.val, corpus.val_gpt2),
         ("train_loss", corpus.train, corpus.train_gpt2),
     ):
-        losses[split] = estimate_loss(
-            model, ids, ids_gpt2, corpus.vocab, config.eval_batches, config.batch_size, device,
-            config.dtype,
-        )  # fmt: skip
+        batches, B = config.eval_batches, config.batch_size
+        losses[name] = estimate_loss(
+            model, ids, ids_gpt2, corpus.vocab, batches, B, device, config.dtype
+        )
     return losses
 
 
