@@ -74,6 +74,18 @@ def reshape(name: str):
     return prepare
 
 
+def damage_vocab(run: Path) -> None:
+    saved = ckpt.load(run / "best.safetensors")
+    saved.meta["vocab"]["kept"] = saved.meta["vocab"]["kept"][:5]
+    ckpt.save(run / "best.safetensors", saved)
+
+
+def nan_weights(run: Path) -> None:
+    saved = ckpt.load(run / "best.safetensors")
+    saved.model_state = {k: torch.full_like(v, float("nan")) for k, v in saved.model_state.items()}
+    ckpt.save(run / "best.safetensors", saved)
+
+
 def best_as_last(run: Path, tmp: Path) -> None:
     shutil.copyfile(run / "best.safetensors", run / "last.safetensors")
 
@@ -135,9 +147,9 @@ CASES = [
          prepare=write("run/config.json", "{}")),
     Case("config.json not an object", RESUME, 'lacks its "model"',
          prepare=write("run/config.json", "[1, 2]")),
-    Case("config.json unknown field", RESUME, "config.json: GPTConfig.__init__() got an unexpec",
+    Case("config.json unknown field", RESUME, "config.json: unknown setting 'n_layers'",
          prepare=write("run/config.json", '{"model": {"n_layers": 1}, "train": {}}')),
-    Case("config.json bad value", RESUME, "config.json: batch_size must be a positive",
+    Case("config.json bad value", RESUME, "batch_size must be a positive integer, got -4 (the",
          prepare=write("run/config.json", '{"model": {}, "train": {"batch_size": -4}}')),
     Case("config.json not UTF-8", RESUME, "config.json is not UTF-8",
          prepare=write("run/config.json", b"\xff\xfe{}")),
@@ -182,6 +194,30 @@ CASES = [
     Case("samples not a number", [*SAMPLE, "--num-samples", "two"], "invalid int value"),
     Case("prompt not UTF-8", [*SAMPLE, "--prompt", b"caf\xe9".decode("utf-8", "surrogateescape")],
          "--prompt is not valid UTF-8"),
+    # --- found by a black-box review: each once refused too late, or unclearly ---
+    Case("empty out", [*NEW, "--out", ""], "argument --out: is empty"),
+    Case("preset with resume", [*RESUME, "--preset", "seed"], "--preset does not apply"),
+    Case("window longer than the text", [*NEW, "--block-size", "100000000", "--out", "{run}",
+         "--overwrite"], "use a smaller --block-size"),
+    Case("vocabulary left empty", [*NEW, "--vocab-min-count", "100000000", "--out", "{tmp}/n"],
+         "use a smaller --vocab-min-count"),
+    Case("seed too large", [*NEW, "--seed", "9" * 25, "--out", "{tmp}/n"], "seed must be below"),
+    Case("sample seed too large", [*SAMPLE, "--seed", "9" * 25], "seed must be between"),
+    Case("temperature overflows", [*SAMPLE, "--temperature", "1e308"], "between 1e-4 and 1e4"),
+    Case("metrics.jsonl a folder", RESUME, "metrics.jsonl is not a regular file",
+         prepare=lambda run, tmp: ((run / "metrics.jsonl").unlink(),
+                                   (run / "metrics.jsonl").mkdir())),
+    Case("last checkpoint a folder", RESUME, "last.safetensors is not a regular file",
+         prepare=lambda run, tmp: ((run / "last.safetensors").unlink(),
+                                   (run / "last.safetensors").mkdir())),
+    Case("truncated best with resume", RESUME, "best.safetensors is not a readable",
+         prepare=truncate("best.safetensors")),
+    Case("checkpoint /dev/null", ["sample", "--checkpoint", "/dev/null"], "not a regular file"),
+    Case("out a dangling link", [*NEW, "--out", "{tmp}/link"], "symbolic link to nothing",
+         prepare=lambda run, tmp: (tmp / "link").symlink_to(tmp / "nowhere")),
+    Case("damaged vocabulary", SAMPLE, "its vocabulary",
+         prepare=lambda run, tmp: damage_vocab(run)),
+    Case("weights of NaN", SAMPLE, "NaN or infinite", prepare=lambda run, tmp: nan_weights(run)),
     # --- the machine: a disk that fills up while a checkpoint is written ---
     Case("disk full during a save", [*RESUME, "--max-steps", "6"], "File too large", status=1,
          limit_file_size=30_000, unchanged=False),

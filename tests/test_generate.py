@@ -80,7 +80,7 @@ def test_banned_token_is_never_chosen(model):
         (dict(top_k=0), "top_k must be >= 1"),
         (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
         (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
-        (dict(repetition_penalty=0.0), "repetition_penalty must be > 0"),
+        (dict(repetition_penalty=0.0), "repetition_penalty must be a positive finite number"),
     ],
 )
 def test_bad_sampling_parameters(kwargs, words):

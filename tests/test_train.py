@@ -211,7 +211,7 @@ def test_a_kill_during_save_leaves_the_previous_checkpoint(tmp_path):
 
 def test_cli_errors_are_one_line(capsys):
     for argv, words in [
-        (["train", "--learning-rate", "-0.1"], "learning_rate must be a non-negative number"),
+        (["train", "--learning-rate", "-0.1"], "learning_rate must be a positive number"),
         (["train", "--batch-size", "0"], "batch_size must be a positive integer"),
         (["train", "--preset", "huge"], "unknown preset 'huge'"),
         (["train", "--n-layers", "3"], "unrecognized arguments: --n-layers"),

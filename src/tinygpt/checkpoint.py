@@ -13,6 +13,8 @@ during a save leaves the previous checkpoint as it was.
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,7 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)  # train config, step, vocab, metrics ...
     optimizer_state: dict | None = None
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    path: Path | None = None  # where it was loaded from, for error messages
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -83,7 +86,14 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     tensors.update({f"rng.{k}": v.cpu() for k, v in checkpoint.rng.items()})
 
     with files.atomic_path(path) as tmp:  # written whole, then moved into place
-        save_file(tensors, tmp, metadata=meta)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+        except SafetensorError as err:  # an I/O error in safetensors' Rust writer
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            errno_ = int(code.group(1))
+            raise OSError(errno_, os.strerror(errno_), str(path)) from None
     return path
 
 
@@ -95,8 +105,12 @@ def load(path: str | Path) -> Checkpoint:
             f"{path} is a folder; give the checkpoint file inside it "
             f"(e.g. {path / 'best.safetensors'})"
         )
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"cannot read {path}: permission denied; check its permissions")
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
@@ -116,7 +130,9 @@ def load(path: str | Path) -> Checkpoint:
             f"corrupt or another kind of file): {err}"
         ) from None
     try:
-        return _from_tensors(tensors, meta)
+        checkpoint = _from_tensors(tensors, meta)
+        checkpoint.path = path
+        return checkpoint
     except (KeyError, ValueError, TypeError, AttributeError) as err:  # a field missing or mangled
         raise CheckpointError(
             f"{path} is a tinygpt checkpoint with missing or damaged metadata "

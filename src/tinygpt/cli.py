@@ -17,13 +17,17 @@ import inspect
 import json
 import os
 import re
+import shlex
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 NOT_FLAGS = {"vocab_size"}  # follows the data (GPT-2's, or the restricted vocabulary)
 DEBUG_ENV = "TINYGPT_DEBUG"
+OFF = ("", "0", "false", "no", "off")
 DEBUG_HELP = f"on an error, print its traceback too (or set {DEBUG_ENV}=1)"
 
 
@@ -31,9 +35,20 @@ class UsageError(Exception):
     """Bad command-line input: reported as one line."""
 
 
+class InterruptedRunError(Exception):
+    """Ctrl-C or SIGTERM ended the command early; the message says what is on disk."""
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + error
         raise UsageError(message)
+
+
+def path_flag(text: str) -> Path:
+    """A path given on the command line; ``~`` is the home folder, as in a shell."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(text).expanduser()
 
 
 def parse_bool(text: str) -> bool:
@@ -104,12 +119,12 @@ def build_parser() -> Parser:
     train = commands.add_parser("train", help="train a GPT on Tiny Shakespeare")
     train.add_argument(
         "--preset",
-        default="default",
+        default=None,
         help=f"starting configuration: {', '.join(PRESETS)} (default: default)",
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=path_flag,
         default=None,
         help="folder for checkpoints and metrics (default: runs/PRESET)",
     )
@@ -133,7 +148,7 @@ def build_parser() -> Parser:
     )
     sample.add_argument(
         "--checkpoint",
-        type=Path,
+        type=path_flag,
         required=True,
         help="a run folder (uses its best.safetensors) or a checkpoint file",
     )
@@ -161,9 +176,8 @@ def build_parser() -> Parser:
 
 def run_train(args: argparse.Namespace) -> int:
     from tinygpt import checkpoint as ckpt
-    from tinygpt import files
     from tinygpt.model import GPTConfig
-    from tinygpt.train import TrainConfig, pick_device, plot_losses, preset, train
+    from tinygpt.train import TrainConfig, pick_device, preset, train
 
     overrides = {
         f.name: getattr(args, f.name)
@@ -180,36 +194,72 @@ def run_train(args: argparse.Namespace) -> int:
                 f"the pretrained GPT-2 (only --block-size and --dropout change it)"
             )
         overrides.setdefault("restrict_vocab", False)  # GPT-2's head scores all 50257 tokens
-    out = args.out or Path("runs") / args.preset
+    if args.resume and args.preset is not None:
+        raise ValueError("--preset does not apply with --resume: the run keeps its own settings")
+    name = args.preset or "default"
+    out = (args.out or Path("runs") / name).expanduser()
     check_run_folder(out, args.resume, args.overwrite)
     if args.resume:
         # Resume the run as it was configured; flags given now override (e.g. more --max-steps).
         model_values, train_values, source = saved_configs(out)
+        for cls, values in ((GPTConfig, model_values), (TrainConfig, train_values)):
+            unknown = sorted(set(values) - {f.name for f in fields(cls)})
+            if unknown:
+                raise ValueError(f"{source}: unknown setting {unknown[0]!r}; remove it")
         try:
             model_config = GPTConfig(**{**model_values, **_fields_in(GPTConfig, overrides)})
             train_config = TrainConfig(**{**train_values, **_fields_in(TrainConfig, overrides)})
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{source}: {err}") from None
-        ckpt.load(out / "last.safetensors")  # a damaged checkpoint: say so before any work
+            raise ValueError(f"{err} (the settings of {source}, with the flags given)") from None
+        for checkpoint in ("last.safetensors", "best.safetensors"):  # damaged: say so now
+            if (out / checkpoint).exists():
+                ckpt.load(out / checkpoint)
         where = f"resuming {out} as configured in {source}"
     else:
-        model_config, train_config = preset(args.preset, **overrides)
-        where = f"preset {args.preset}, writing to {out}"
+        model_config, train_config = preset(name, **overrides)
+        where = f"preset {name}, writing to {out}"
     pick_device(train_config.device)  # a device that is not there: say so before any work
     if int(os.environ.get("RANK", "0")) == 0:  # stdout: stderr is for problems (and progress)
         print(f"tinygpt train: {where}", flush=True)
-    result = train(
-        model_config, train_config, out_dir=out, resume=args.resume, progress=not args.no_progress
-    )
+    resume_command = f"tinygpt train --out {shlex.quote(str(out))} --resume"
+    try:
+        result = train(
+            model_config, train_config, out, resume=args.resume, progress=not args.no_progress
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C
+        if not (out / "last.safetensors").is_file():
+            raise InterruptedRunError(
+                "aborted before the first checkpoint; nothing to resume"
+            ) from None
+        raise InterruptedRunError(
+            f"aborted; {out} holds the run as its last completed save left it (resume it with: "
+            f"{resume_command})"
+        ) from None
     if not result.is_main:  # a torchrun rank > 0: rank 0 reports
         return 0
     if result.stopped == "interrupted":
-        print(
-            f"Stopped at step {result.step}; resume with: tinygpt train --out {out} --resume",
-            file=sys.stderr,
-        )
+        print(f"Stopped at step {result.step}; resume with: {resume_command}", file=sys.stderr)
         return 130
-    from tinygpt.train import full_validation, model_from_checkpoint, pick_device, prepare_corpus
+    try:
+        return _finish_run(out, name, train_config, result)
+    except KeyboardInterrupt:
+        raise InterruptedRunError(
+            f"interrupted during the final validation; the training itself is saved in {out} "
+            f"({resume_command} measures it again)"
+        ) from None
+
+
+def _finish_run(out: Path, name: str, train_config, result) -> int:
+    """The whole validation split on the best weights, a line in metrics.jsonl, loss.png."""
+    from tinygpt import checkpoint as ckpt
+    from tinygpt import files
+    from tinygpt.train import (
+        full_validation,
+        model_from_checkpoint,
+        pick_device,
+        plot_losses,
+        prepare_corpus,
+    )
 
     best = ckpt.load(out / "best.safetensors")
     model = model_from_checkpoint(best).to(pick_device(train_config.device))
@@ -226,7 +276,7 @@ def run_train(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = plot_losses({args.preset: result.metrics}, title=f"tinygpt train --preset {args.preset}")
+    ax = plot_losses({name: result.metrics}, title=f"tinygpt train --preset {name}")
     with files.atomic_path(out / "loss.png") as tmp:
         ax.figure.savefig(tmp, format="png")
     print(
@@ -257,7 +307,8 @@ def run_sample(args: argparse.Namespace) -> int:
     except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
         raise ValueError("--prompt is not valid UTF-8; check the terminal's encoding") from None
     device = pick_device(args.device)
-    path = args.checkpoint / "best.safetensors" if args.checkpoint.is_dir() else args.checkpoint
+    checkpoint = args.checkpoint.expanduser()
+    path = checkpoint / "best.safetensors" if checkpoint.is_dir() else checkpoint
     generator = TextGenerator.from_checkpoint(path, device)
     ids = generator.encode(args.prompt)
     window = generator.model.config.block_size
@@ -300,6 +351,14 @@ def _mean_throughput(metrics: list[dict]) -> float:
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before any work, a run folder that cannot be written or would lose a run."""
+    from tinygpt.train import RUN_FILES
+
+    if out.is_symlink() and not out.exists():
+        raise ValueError(f"--out {out} is a symbolic link to nothing; remove it or choose another")
+    for name in RUN_FILES:
+        path = out / name
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path} is not a regular file; move it away, or choose another --out")
     for folder in (out, *out.parents):
         if folder.exists():
             if not folder.is_dir():
@@ -366,12 +425,20 @@ def describe_os_error(err: OSError) -> tuple[str, int]:
         return f"cannot write{where}: {reason}; free some space and run again", 1
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot access{where}: {reason}; check its permissions, or choose another", 2
-    return f"{reason}{':' if where else ''}{where}", 2
+    return f"{reason}{':' if where else ''}{where}; check the path", 2
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM before or after training: end like a Ctrl-C, with a line
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "").lower() not in OFF
+    if sys.stdout is None:  # started with stdout closed: write nowhere rather than fail
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:  # torch and the rest are imported in here, so a Ctrl-C while they load is caught too
         parser = build_parser()
         if not argv:  # bare `tinygpt`: say what it does
@@ -381,14 +448,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return run_train(args)
         return run_sample(args)
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
-        return _fail(
-            "aborted; the run folder holds its last completed save (resume it with --resume)",
-            130,
-            debug,
-        )
+    except InterruptedRunError as err:
+        return _fail(str(err), 130, debug)
+    except KeyboardInterrupt:  # before anything was written
+        return _fail("interrupted before any work was done; nothing was written", 130, debug)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 141
     except Exception as err:
         return _fail(*describe_error(err), debug)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 def describe_error(err: Exception) -> tuple[str, int]:
@@ -397,6 +468,21 @@ def describe_error(err: Exception) -> tuple[str, int]:
     from tinygpt.data import DataError
     from tinygpt.tokenizer import VocabularyError
 
+    if isinstance(err, UnicodeEncodeError):  # printing text the terminal cannot show
+        encoding = getattr(sys.stdout, "encoding", "?")
+        return (
+            f"the output's encoding ({encoding}) cannot show the text; set "
+            f"PYTHONIOENCODING=utf-8 (or a UTF-8 locale) and run again",
+            2,
+        )
+    if isinstance(err, MemoryError) or "can't allocate memory" in str(err) or (
+        type(err).__name__ == "OutOfMemoryError"
+    ):
+        return (
+            "not enough memory for this model and batch; use a smaller --batch-size, "
+            "--block-size, --n-embd or --n-layer",
+            2,
+        )
     if isinstance(err, (UsageError, ValueError, CheckpointError, DataError, VocabularyError)):
         return str(err), 2
     if isinstance(err, OSError):

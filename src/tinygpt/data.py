@@ -127,7 +127,13 @@ def fetch(remote: RemoteFile = TINY_SHAKESPEARE, folder: Path | None = None) -> 
                 f"Delete it to download a fresh copy from {remote.url}."
             )
         return path
-    return download(remote, path)
+    created = not folder.exists()
+    try:
+        return download(remote, path)
+    except DataError:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # leave no empty folder behind a failed download
+        raise
 
 
 def load_text(remote: RemoteFile = TINY_SHAKESPEARE) -> str:

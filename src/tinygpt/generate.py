@@ -28,14 +28,22 @@ class SamplingConfig:
     seed: int | None = None  # fixes the random draws
 
     def __post_init__(self) -> None:
-        if not (self.temperature >= 0.0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not (self.temperature == 0.0 or 1e-4 <= self.temperature <= 1e4):
+            raise ValueError(  # beyond these, float32 scores overflow or all become equal
+                f"temperature must be >= 0 (0 = greedy; else between 1e-4 and 1e4), "
+                f"got {self.temperature}"
+            )
         if self.top_k is not None and (isinstance(self.top_k, bool) or self.top_k < 1):
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (self.repetition_penalty > 0.0 and math.isfinite(self.repetition_penalty)):
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+            raise ValueError(
+                f"repetition_penalty must be a positive finite number, got "
+                f"{self.repetition_penalty}"
+            )
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be between 0 and 2**63 - 1, got {self.seed}")
 
 
 def apply_repetition_penalty(logits: torch.Tensor, context: torch.Tensor, penalty: float):
@@ -188,12 +196,19 @@ class TextGenerator:
         from tinygpt.vocab import RestrictedVocab
 
         saved = ckpt.load(path)
-        vocab = saved.meta.get("vocab")
-        return cls(
-            model_from_checkpoint(saved),
-            RestrictedVocab.from_state(vocab) if vocab else None,
-            device,
-        )
+        model = model_from_checkpoint(saved)
+        state = saved.meta.get("vocab")
+        try:
+            vocab = RestrictedVocab.from_state(state) if state is not None else None
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ckpt.CheckpointError(f"{path}: its vocabulary is damaged ({err})") from None
+        size = vocab.size if vocab is not None else 50257  # GPT-2's, when not restricted
+        if size != model.config.vocab_size:
+            raise ckpt.CheckpointError(
+                f"{path}: its vocabulary has {size} tokens but its model "
+                f"{model.config.vocab_size}; the checkpoint is damaged"
+            )
+        return cls(model, vocab, device)
 
     def encode(self, prompt: str) -> list[int]:
         """Model ids for a prompt. An empty prompt starts from ``<|endoftext|>``, the token GPT-2

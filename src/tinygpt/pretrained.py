@@ -16,6 +16,7 @@ prefix. Both layouts load. Nothing is unpickled: safetensors files hold only ten
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -68,6 +69,9 @@ def gpt2_files(name_or_path: str | Path = "gpt2", cache_dir: str | Path | None =
 
     name = str(name_or_path)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else hub_cache_dir()
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings would bury our one-line error
     try:
         return tuple(
             Path(hf_hub_download(name, f, cache_dir=cache, local_files_only=_offline()))
@@ -82,6 +86,8 @@ def gpt2_files(name_or_path: str | Path = "gpt2", cache_dir: str | Path | None =
             f"or HF_HOME/hub; now {cache}), or pass a local folder holding {' + '.join(FILES)} "
             f"(there is no folder {folder})."
         ) from None
+    finally:
+        hub_log.setLevel(level)
 
 
 def hf_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -74,11 +74,13 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "max_minutes"):
+        if not (self.learning_rate > 0.0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        for name in ("min_lr", "weight_decay", "grad_clip", "max_minutes"):
             if not getattr(self, name) >= 0.0 or not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)}")
-        if self.learning_rate == 0.0:
-            raise ValueError("learning_rate must be positive, got 0")
+        if self.seed >= 2**63:
+            raise ValueError(f"seed must be below 2**63, got {self.seed}")
         if self.min_lr > self.learning_rate:
             raise ValueError(
                 f"min_lr ({self.min_lr}) must not exceed learning_rate ({self.learning_rate})"
@@ -253,6 +255,11 @@ def prepare_corpus(restrict_vocab: bool, min_count: int = 1) -> Corpus:
     val_chars = len(split_text(load_text())[1])
     if not restrict_vocab:
         return Corpus(train, val, train, val, None, val_chars)
+    if min_count > 1 and int(torch.bincount(train).max()) < min_count:
+        raise ValueError(
+            f"vocab_min_count={min_count}: no token occurs that often in the training text, so "
+            f"the vocabulary would be empty; use a smaller --vocab-min-count"
+        )
     vocab = RestrictedVocab.from_tokens(train, GPT2_VOCAB_SIZE, min_count)
     return Corpus(vocab.to_local(train), vocab.to_local(val), train, val, vocab, val_chars)
 
@@ -352,14 +359,20 @@ class TrainResult:
 
 def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
     """Rebuild a GPT from a checkpoint's config and weights."""
+    where = f"{checkpoint.path}: " if checkpoint.path else ""
     try:
         model = GPT(GPTConfig.from_dict(checkpoint.model_config))
         model.load_weights(checkpoint.model_state)
     except (ValueError, TypeError, RuntimeError) as err:  # a bad config, or mis-shaped weights
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = " ".join(lines[:2])[:300] if lines else type(err).__name__
         raise ckpt.CheckpointError(
-            f"checkpoint does not fit its own config: {first_line}"
+            f"{where}checkpoint does not fit its own config: {detail}"
         ) from None
+    if not all(torch.isfinite(t).all() for t in checkpoint.model_state.values()):
+        raise ckpt.CheckpointError(
+            f"{where}the weights hold NaN or infinite numbers (a run that diverged?)"
+        )
     return model
 
 
@@ -381,7 +394,7 @@ def train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr
     with autocast(x.device, config.dtype):  # bf16 if asked (Appendix A)
-        _, loss = (forward or model)(x, y, return_logits=False)
+        _, loss = (model if forward is None else forward)(x, y, return_logits=False)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = None
@@ -501,10 +514,15 @@ def build_model(
     return GPT(model_config).to(device)
 
 
+RUN_FILES = ("config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png")
+
+
 def _open_run_folder(out: Path, resume: bool, model: GPT, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temporaries(out)  # left by a save that was killed
-    if not resume:
+    if not resume:  # a new run here: no file of an earlier one may be mistaken for its own
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
         files.write_text(out / "metrics.jsonl", "")
     settings = {"model": asdict(model.config), "train": asdict(config)}
     files.write_text(out / "config.json", json.dumps(settings, indent=2) + "\n")
@@ -540,6 +558,12 @@ def train(
     ctx, device = distributed.setup(pick_device(config.device))
     writes = out is not None and ctx.is_main  # only rank 0 touches the output folder
     corpus = prepare_corpus(config.restrict_vocab, config.vocab_min_count)
+    T = model_config.block_size
+    if T >= min(len(corpus.train), len(corpus.val)):
+        raise ValueError(
+            f"block_size={T} is longer than the validation text ({len(corpus.val)} tokens); "
+            f"use a smaller --block-size"
+        )
     model = build_model(model_config, config, corpus, device)
     state = RunState(
         model,
