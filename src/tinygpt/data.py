@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from tinygpt import files
 
 DATA_DIR_ENV = "TINYGPT_DATA_DIR"
 
@@ -74,12 +75,9 @@ def _advice(remote: RemoteFile, folder: Path) -> str:
 
 def download(remote: RemoteFile, dest: Path, timeout: float = 30.0) -> Path:
     """Download ``remote`` to ``dest``, verifying its sha256; atomic: all or nothing."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+    with files.atomic_path(dest) as tmp:  # moved into place only if the block finishes
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(remote.url, timeout=timeout) as response:
                     for block in iter(lambda: response.read(1 << 16), b""):
@@ -94,20 +92,12 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 30.0) -> Path:
                     f"Could not download {remote.name} from {remote.url}: {reason}. "
                     + _advice(remote, dest.parent)
                 ) from None
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != remote.sha256:
             raise DataError(
                 f"Downloaded {remote.name} from {remote.url} but its sha256 is "
                 f"{digest.hexdigest()}, not {remote.sha256}; the file was discarded. "
                 + _advice(remote, dest.parent)
             )
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give it normal rights
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
