@@ -18,9 +18,12 @@ from tinygpt.rope import apply_rope
 def causal_mask(T_q: int, T_k: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(T_q, T_k) booleans, True where query i may look at key j.
 
-    The queries are the *last* T_q positions of the T_k keys (bottom-right alignment), so query i
-    sees keys 0 .. i + (T_k - T_q). With T_q == T_k this is the usual lower triangle; with
-    T_q == 1 (one new token against a cache of keys) every key is visible.
+    With as many queries as keys (T_q == T_k) this is the lower triangle: query i sees keys
+    0 .. i, itself and the past, never the future.
+
+    [ch7] With fewer queries, they are the *last* T_q positions of the T_k keys (bottom-right
+    alignment), so query i sees keys 0 .. i + (T_k - T_q): one new token (T_q == 1) sees every
+    key stored before it.
     """
     return torch.ones(T_q, T_k, dtype=torch.bool, device=device).tril(diagonal=T_k - T_q)
 
@@ -30,7 +33,7 @@ def scaled_dot_product_attention(
     k: torch.Tensor,
     v: torch.Tensor,
     is_causal: bool = True,
-    dropout_p: float = 0.0,
+    dropout_p: float = 0.0,  # [ch4]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q kᵀ / √hs) v, written out. Returns the output and the attention weights.
 
@@ -43,7 +46,7 @@ def scaled_dot_product_attention(
         mask = causal_mask(q.size(-2), k.size(-2), device=q.device)
         scores = scores.masked_fill(~mask, float("-inf"))  # the future gets weight exactly 0
     weights = scores.softmax(dim=-1)  # (..., T_q, T_k), each row sums to 1
-    if dropout_p > 0.0:
+    if dropout_p > 0.0:  # [ch4]
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights  # (..., T_q, hs), (..., T_q, T_k)
 
@@ -72,8 +75,8 @@ class KVCache:
     for the one new token only. Buffers are allocated once at full size (``max_len`` =
     the context window) and filled in place: appending never copies what is already there.
 
-    It stores ``n_kv_head`` heads per layer: nh with multi-head attention, fewer with grouped-query
-    attention (Chapter 8), which is where GQA saves its memory.
+    [ch8] It stores ``n_kv_head`` heads per layer: nh with multi-head attention, fewer with
+    grouped-query attention, which is where GQA saves its memory.
     """
 
     def __init__(
@@ -95,13 +98,13 @@ class KVCache:
     def append(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store new (B, nkv, T, hs) keys and values after the cached ones; return all of them."""
-        end = self.length + k.size(-2)
+        """Store the new keys and values of ``layer`` after the cached ones; return all of them."""
+        end = self.length + k.size(-2)  # k, v: (B, heads, T, hs), T new tokens
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} tokens; {end} do not fit")
         self.keys[layer, :, :, self.length : end] = k
         self.values[layer, :, :, self.length : end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, nkv, end, hs)
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # every token so far
 
     @property
     def nbytes(self) -> int:
@@ -110,14 +113,14 @@ class KVCache:
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention, as in GPT-2, with grouped-query attention as an option.
+    """Multi-head causal self-attention, as in GPT-2.
 
     All heads' queries, keys and values come from one fused matrix multiply (``c_attn``), are
     split into heads by a reshape, attend in parallel, and are merged back and mixed by the
     output projection ``c_proj``. Names mirror Hugging Face's GPT-2 (``attn.c_attn``,
     ``attn.c_proj``) so converting weights is a loop.
 
-    ``n_kv_head`` (nkv) is how many key/value heads there are (Chapter 8). nkv = nh is multi-head
+    [ch8] ``n_kv_head`` (nkv) is how many key/value heads there are. nkv = nh is multi-head
     attention (MHA); 1 < nkv < nh is grouped-query attention (GQA, Ainslie et al., 2023), where
     each group of nh / nkv query heads shares one key/value head; nkv = 1 is multi-query
     attention (MQA, Shazeer, 2019). Fewer key/value heads mean a smaller ``c_attn`` and, above
@@ -135,13 +138,13 @@ class CausalSelfAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         implementation: str = "sdpa",
-        n_kv_head: int | None = None,
+        n_kv_head: int | None = None,  # [ch8]
     ) -> None:
         super().__init__()
-        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        n_kv_head = n_head if n_kv_head is None else n_kv_head  # [ch8]
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}")
-        if n_kv_head < 1 or n_head % n_kv_head != 0:
+        if n_kv_head < 1 or n_head % n_kv_head != 0:  # [ch8]
             raise ValueError(
                 f"n_head={n_head} is not divisible by n_kv_head={n_kv_head}: each key/value "
                 f"head must serve the same number of query heads"
@@ -149,72 +152,80 @@ class CausalSelfAttention(nn.Module):
         if implementation not in ("sdpa", "eager"):
             raise ValueError(f"implementation must be 'sdpa' or 'eager', got {implementation!r}")
         self.n_head = n_head
-        self.n_kv_head = n_kv_head
+        self.n_kv_head = n_kv_head  # [ch8]
         self.n_embd = n_embd
         self.head_size = n_embd // n_head
         self.dropout = dropout
         self.implementation = implementation
-        kv_width = n_kv_head * self.head_size
-        # q for all nh heads, then k and v for the nkv heads, from one matrix multiply
-        self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_width, bias=bias)
+        kv_width = n_kv_head * self.head_size  # k and v for nkv heads only [ch8]
+        # q, k and v for all heads from one matrix multiply
+        # [<ch8] self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_attn = nn.Linear(n_embd, n_embd + 2 * kv_width, bias=bias)  # [ch8]
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> q (B, nh, T, hs) and k, v (B, nkv, T, hs)."""
+        """(B, T, C) -> q, k and v, split into heads: (B, heads, T, hs) each."""
         B, T, C = x.shape
-        hs, kv_width = self.head_size, self.n_kv_head * self.head_size
-        q, k, v = self.c_attn(x).split([C, kv_width, kv_width], dim=2)
+        hs = self.head_size
+        kv_width = self.n_kv_head * hs  # [ch8]
+        # [<ch8] q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
+        q, k, v = self.c_attn(x).split([C, kv_width, kv_width], dim=2)  # [ch8]
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        # [<ch8] k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        # [<ch8] v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs) [ch8]
+        v = v.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs) [ch8]
         return q, k, v
 
-    def expand_kv(self, kv: torch.Tensor) -> torch.Tensor:
+    def expand_kv(self, kv: torch.Tensor) -> torch.Tensor:  # [ch8]
         """(B, nkv, T, hs) -> (B, nh, T, hs): query head h reads key/value head h // (nh/nkv)."""
         return kv.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
 
     def attention_weights(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # [ch8]
     ) -> torch.Tensor:
         """The (B, nh, T, T) attention weights for input x (no dropout): what each head looks at."""
         q, k, v = self.split_heads(x)
-        if rope is not None:
+        if rope is not None:  # [ch8]
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        k, v = self.expand_kv(k), self.expand_kv(v)
+        k, v = self.expand_kv(k), self.expand_kv(v)  # [ch8]
         return scaled_dot_product_attention(q, k, v, is_causal=True)[1]
 
     def forward(
         self,
         x: torch.Tensor,
-        cache: KVCache | None = None,
-        layer: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: KVCache | None = None,  # [ch7]
+        layer: int = 0,  # [ch7]
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # [ch8]
     ) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C). ``rope`` = (cos, sin), each (T, hs), rotates q and k."""
+        """x (B, T, C) -> (B, T, C)."""
         B, T, C = x.shape
-        q, k, v = self.split_heads(x)  # (B, nh, T, hs), (B, nkv, T, hs), (B, nkv, T, hs)
-        if rope is not None:  # rotate before caching: a cached key keeps its position's angle
+        # [<ch8] q, k, v = self.split_heads(x)  # (B, nh, T, hs) each
+        q, k, v = self.split_heads(x)  # q (B, nh, T, hs); k, v (B, nkv, T, hs) [ch8]
+        if rope is not None:  # rotate q and k, before caching [ch8]
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)  # (B, nkv, past + T, hs): the past comes from memory
+        if cache is not None:  # [ch7]
+            k, v = cache.append(layer, k, v)  # past + T keys and values: the past from memory
         dropout_p = self.dropout if self.training else 0.0
-        gqa = self.n_kv_head != self.n_head
         if self.implementation == "sdpa":
-            T_k = k.size(-2)
-            # new queries sit at the end of the keys (PyTorch's is_causal aligns top-left)
-            mask = None if T in (1, T_k) else causal_mask(T, T_k, device=x.device)
+            T_k = k.size(-2)  # [ch7]
+            # new queries sit at the end of the keys (PyTorch's is_causal aligns top-left) [ch7]
+            mask = None if T in (1, T_k) else causal_mask(T, T_k, device=x.device)  # [ch7]
             y = F.scaled_dot_product_attention(
                 q,
                 k,
                 v,
-                attn_mask=mask,
+                attn_mask=mask,  # [ch7]
                 dropout_p=dropout_p,
-                is_causal=T == T_k and T > 1,
-                enable_gqa=gqa,
+                # [<ch7] is_causal=True,
+                is_causal=T == T_k and T > 1,  # [ch7]
+                enable_gqa=self.n_kv_head != self.n_head,  # [ch8]
             )  # (B, nh, T, hs)
         else:
-            k, v = self.expand_kv(k), self.expand_kv(v)  # (B, nh, T_k, hs)
+            k, v = self.expand_kv(k), self.expand_kv(v)  # (B, nh, T_k, hs) [ch8]
             y, _ = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, nh*hs): heads side by side
         return self.resid_dropout(self.c_proj(y))

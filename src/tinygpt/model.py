@@ -161,7 +161,7 @@ class RMSNorm(nn.Module):
 
     LayerNorm subtracts the mean, divides by the standard deviation, then scales and shifts.
     RMSNorm skips the mean and the shift: cheaper, and it works as well in practice. Computed in
-    float32 whatever the input's dtype, as Llama does, because the mean of squares of bf16
+    float32 whatever the input's dtype, as Llama does, because the mean of squares of 16-bit
     numbers loses too many digits.
     """
 
@@ -188,26 +188,31 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = make_norm(config)
+        # [<ch8] self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)  # [ch8]
         self.attn = CausalSelfAttention(
             config.n_embd,
             config.n_head,
             config.dropout,
             config.bias,
             config.attn_implementation,
-            n_kv_head=config.kv_heads,
+            n_kv_head=config.kv_heads,  # [ch8]
         )
-        self.ln_2 = make_norm(config)
-        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
+        # [<ch8] self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)  # [ch8]
+        # [<ch8] self.mlp = MLP(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)  # [ch8]
 
     def forward(
         self,
         x: torch.Tensor,
-        cache: KVCache | None = None,
-        layer: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: KVCache | None = None,  # [ch7]
+        layer: int = 0,  # [ch7]
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,  # [ch8]
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer, rope)  # tokens exchange information
+        # [<ch7] x = x + self.attn(self.ln_1(x))  # tokens exchange information
+        # [<ch8] x = x + self.attn(self.ln_1(x), cache, layer)  # tokens exchange information
+        x = x + self.attn(self.ln_1(x), cache, layer, rope)  # tokens exchange information [ch8]
         x = x + self.mlp(self.ln_2(x))  # each token thinks on its own
         return x
 
@@ -219,13 +224,15 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))  # token embeddings
-        if config.pos_embedding == "learned":
+        # [<ch8] layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # positions
+        if config.pos_embedding == "learned":  # [ch8]
             layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)  # learned positions
         else:  # RoPE: no position vectors; q and k are rotated inside every attention layer
             layers["rotary"] = RotaryEmbedding(config.head_size, config.rope_theta)
         layers["drop"] = nn.Dropout(config.dropout)
         layers["h"] = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        layers["ln_f"] = make_norm(config)
+        # [<ch8] layers["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias)
+        layers["ln_f"] = make_norm(config)  # [ch8]
         self.transformer = nn.ModuleDict(layers)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -282,43 +289,50 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-        *,
-        return_logits: bool = True,
+        cache: KVCache | None = None,  # [ch7]
+        *,  # [chA]
+        return_logits: bool = True,  # [chA]
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for every position of ``idx`` (B, T); the loss too if ``targets`` are given.
 
-        With a ``cache``, ``idx`` holds only the *new* tokens: they take the positions after the
-        cached ones, attend to everything cached, and are appended to the cache.
+        [ch7] With a ``cache``, ``idx`` holds only the *new* tokens: they take the positions after
+        the cached ones, attend to everything cached, and are appended to the cache.
 
-        ``return_logits=False`` (what the trainer asks for) returns ``(None, loss)``: the same
-        loss and gradients, computed by ``tinygpt.loss.linear_cross_entropy`` without ever
-        forming the (B, T, V) logits, which is faster and far smaller (Appendix A).
+        [chA] ``return_logits=False`` (what the trainer asks for) returns ``(None, loss)``: the
+        same loss and gradients, computed by ``tinygpt.loss.linear_cross_entropy`` without ever
+        forming the (B, T, V) logits, which is faster and far smaller.
         """
-        if not return_logits and targets is None:
+        if not return_logits and targets is None:  # [chA]
             raise ValueError("return_logits=False needs targets: without them there is no loss")
         B, T = idx.shape
-        past = cache.length if cache is not None else 0
-        if past + T > self.config.block_size:
+        past = cache.length if cache is not None else 0  # tokens already cached [ch7]
+        # [<ch7] length = T
+        length = past + T  # [ch7]
+        if length > self.config.block_size:
             raise ValueError(
-                f"sequence length {past + T} exceeds the context window block_size="
+                f"sequence length {length} exceeds the context window block_size="
                 f"{self.config.block_size}; crop the input to its last {self.config.block_size} "
                 f"tokens"
             )
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
+        # [<ch7] pos = torch.arange(T, device=idx.device)  # (T,)
+        pos = torch.arange(past, length, device=idx.device)  # (T,) [ch7]
         x = self.transformer.wte(idx)  # (B, T, C)
-        rope = None
-        if self.config.pos_embedding == "learned":
+        rope = None  # [ch8]
+        # [<ch8] x = x + self.transformer.wpe(pos)  # (B, T, C)
+        if self.config.pos_embedding == "learned":  # [ch8]
             x = x + self.transformer.wpe(pos)  # (B, T, C)
         else:  # RoPE: positions enter inside attention, as rotations of q and k
             rope = self.transformer.rotary(pos)  # cos, sin: (T, hs) each
         x = self.transformer.drop(x)
-        for layer, block in enumerate(self.transformer.h):
-            x = block(x, cache, layer, rope)  # (B, T, C)
-        if cache is not None:
+        # [<ch7] for block in self.transformer.h:
+        for layer, block in enumerate(self.transformer.h):  # [ch7]
+            # [<ch7] x = block(x)  # (B, T, C)
+            # [<ch8] x = block(x, cache, layer)  # (B, T, C)
+            x = block(x, cache, layer, rope)  # (B, T, C) [ch8]
+        if cache is not None:  # [ch7]
             cache.length += T
         x = self.transformer.ln_f(x)
-        if not return_logits:
+        if not return_logits:  # [chA]
             return None, linear_cross_entropy(x, self.lm_head.weight, targets)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None

@@ -61,7 +61,7 @@ class RotaryEmbedding(nn.Module):
         )
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions (T,) -> cos, sin, each (T, hs) in float32 (angles lose digits in bf16)."""
+        """positions (T,) -> cos, sin, each (T, hs) in float32 (angles lose digits in 16 bits)."""
         angles = positions.float()[:, None] * self.inv_freq  # (T, hs/2)
         angles = torch.cat([angles, angles], dim=-1)  # (T, hs)
         return angles.cos(), angles.sin()

@@ -383,17 +383,20 @@ def train_step(
     y: torch.Tensor,
     lr: float,
     config: TrainConfig,
-    forward: torch.nn.Module | None = None,
+    forward: torch.nn.Module | None = None,  # [chA]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One optimisation step on the batch ``(x, y)`` at learning rate ``lr``.
 
     Returns the loss and the gradient norm before clipping (None when clipping
-    is off), which ``train`` logs. ``forward`` is the model as it is run (Appendix
-    A: DDP-wrapped or compiled); ``model`` itself by default.
+    is off), which ``train`` logs.
+
+    [chA] ``forward`` is the model as it is run (DDP-wrapped or compiled);
+    ``model`` itself by default.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    with autocast(x.device, config.dtype):  # bf16 if asked (Appendix A)
+    # [<chA] _, loss = model(x, y)
+    with autocast(x.device, config.dtype):  # bf16 if asked [chA]
         _, loss = (model if forward is None else forward)(x, y, return_logits=False)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

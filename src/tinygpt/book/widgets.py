@@ -17,11 +17,12 @@ from tinygpt.book.tokens import token_labels
 def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     """A widget to browse a GPT's attention: choose a prompt (or type one), a layer and a head.
 
-    ``model`` is a ``tinygpt.model.GPT``, ``encoding`` the tiktoken encoding its prompts are cut
-    with. If the model uses its own smaller vocabulary, ``id_map`` is a tensor with
-    ``id_map[encoding_id] == model_id``. Prompts are cut to the model's ``block_size`` tokens.
-    The heatmap is a PNG inside an ``Image`` widget, so the saved notebook (and the static HTML
-    book) shows the state it was saved with.
+    ``model`` is a ``tinygpt.model.GPT`` or any model that ``attention_maps`` can read and that
+    says its window (``config.block_size`` or ``block_size``); ``encoding`` is the tiktoken
+    encoding its prompts are cut with. If the model uses its own smaller vocabulary, ``id_map``
+    is a tensor with ``id_map[encoding_id] == model_id``. Prompts are cut to the model's
+    ``block_size`` tokens. The heatmap is a PNG inside an ``Image`` widget, so the saved
+    notebook (and the static HTML book) shows the state it was saved with.
     """
     import io
 
@@ -29,7 +30,8 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     import torch
     from matplotlib.figure import Figure
 
-    n_layer, n_head = model.config.n_layer, model.config.n_head
+    config = getattr(model, "config", model)
+    block_size = config.block_size
     choose = widgets.Dropdown(
         options=list(prompts), description="Prompt:", layout=widgets.Layout(width="95%")
     )
@@ -39,21 +41,23 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
         continuous_update=False,
         layout=widgets.Layout(width="95%"),
     )
-    layer = widgets.IntSlider(value=0, min=0, max=n_layer - 1, description="Layer:")
-    head = widgets.IntSlider(value=0, min=0, max=n_head - 1, description="Head:")
     status = widgets.Label()
     image = widgets.Image(format="png")
     cache: dict = {}
 
     def maps_for(prompt: str):
         if prompt not in cache:
-            ids = encoding.encode_ordinary(prompt)[: model.config.block_size]
+            ids = encoding.encode_ordinary(prompt)[:block_size]
             idx = torch.tensor([ids], dtype=torch.long)
             if id_map is not None:
                 idx = id_map[idx]
             weights = attention_maps(model, idx) if ids else []
             cache[prompt] = (token_labels(encoding, ids), weights)
         return cache[prompt]
+
+    first = maps_for("Hi")[1]  # the number of layers and heads, read off one pair of tokens
+    layer = widgets.IntSlider(value=0, min=0, max=len(first) - 1, description="Layer:")
+    head = widgets.IntSlider(value=0, min=0, max=first[0].size(1) - 1, description="Head:")
 
     def redraw(*_: object) -> None:
         labels, weights = maps_for(text.value)
