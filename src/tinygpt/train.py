@@ -597,19 +597,39 @@ def train(
     return result
 
 
+def _stop_reason(state, config, stop, ctx, elapsed: float, halt_at_step) -> str | None:
+    """Why the run must stop before its next step, or None. Every rank gets the same answer."""
+    if distributed.any_rank(stop.requested, ctx):
+        return "interrupted"
+    budget = config.max_minutes * 60.0
+    if distributed.any_rank(bool(budget) and elapsed >= budget, ctx):
+        return "time"
+    if halt_at_step is not None and state.step >= halt_at_step:
+        return "interrupted"
+    return None
+
+
+def _keep_best(state: RunState, losses: dict, config: TrainConfig, save) -> bool:
+    """After an evaluation: ``save(losses)`` a new best model; False once patience runs out."""
+    if losses["val_loss"] < state.best_val_loss:
+        state.best_val_loss = losses["val_loss"]
+        state.patience_left = config.patience
+        save(losses)
+    elif config.patience:
+        state.patience_left -= 1
+        return state.patience_left > 0
+    return True
+
+
 def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_at_step):
     """The loop of ``train``: steps, logs, evaluations and saves, until a reason to stop."""
-    model, step0 = state.model, state.step
+    model = state.model
     wrapped = distributed.wrap(model, ctx, device)  # DDP averages gradients across ranks
     forward = torch.compile(wrapped) if config.compile else wrapped
     budget = config.max_minutes * 60.0
     started = time.perf_counter() - state.elapsed_s
-    tokens_per_step = config.batch_size * model.config.block_size * ctx.world_size
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.max_steps, initial=step0, unit="step", dynamic_ncols=True)
+    meter = _Meter(config.batch_size * model.config.block_size * ctx.world_size)
+    bar = _progress_bar(config, state.step) if progress else None
 
     def log(record: dict) -> None:
         result.metrics.append(record)
@@ -621,22 +641,20 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             elapsed = time.perf_counter() - started
             save_state(out / "last.safetensors", state, config, corpus, elapsed)
 
+    def save_best_now(losses: dict) -> None:
+        if out is not None:
+            save_best(out / "best.safetensors", model, config, corpus, state.step, losses)
+
     result.stopped = "max_steps"
-    last_log = time.perf_counter()
     model.train()
     try:
         while state.step < config.max_steps:
             # A step boundary: the only place a run stops, so its checkpoint is a state that an
-            # uninterrupted run passes through too. Every rank stops at the same step.
-            if distributed.any_rank(stop.requested, ctx):
-                result.stopped = "interrupted"
-                break
+            # uninterrupted run passes through too.
             elapsed = time.perf_counter() - started
-            if distributed.any_rank(bool(budget) and elapsed >= budget, ctx):
-                result.stopped = "time"
-                break
-            if halt_at_step is not None and state.step >= halt_at_step:
-                result.stopped = "interrupted"
+            reason = _stop_reason(state, config, stop, ctx, elapsed, halt_at_step)
+            if reason:
+                result.stopped = reason
                 break
             done = max(state.step / config.max_steps, elapsed / budget if budget else 0.0)
             lr = lr_at(done, config, state.step)
@@ -645,49 +663,60 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             )
             loss, grad_norm = train_step(model, state.optimizer, x, y, lr, config, forward)
             state.step += 1
-            step = state.step
-
-            if step % config.log_interval == 0 or step == config.max_steps:
-                now = time.perf_counter()
-                steps_since = step % config.log_interval or config.log_interval
-                record = {
-                    "kind": "train",
-                    "step": step,
-                    "loss": loss.item(),
-                    "lr": lr,
-                    "tokens_per_s": steps_since * tokens_per_step / (now - last_log),
-                    "elapsed_s": now - started,
-                }
-                if grad_norm is not None:
-                    record["grad_norm"] = float(grad_norm)
-                last_log = now
-                log(record)
+            last = state.step == config.max_steps
+            if state.step % config.log_interval == 0 or last:
+                log(meter.record(state.step, config.log_interval, loss, lr, grad_norm, started))
                 if bar is not None:
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.1e}")
+                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
             if bar is not None:
                 bar.update(1)
-
-            if step % config.eval_interval == 0 or step == config.max_steps:
+            if state.step % config.eval_interval == 0 or last:
                 losses = evaluate(model, corpus, config, device)
-                log({"kind": "eval", "step": step, **losses,
+                log({"kind": "eval", "step": state.step, **losses,
                      "elapsed_s": time.perf_counter() - started})  # fmt: skip
-                if losses["val_loss"] < state.best_val_loss:
-                    state.best_val_loss = losses["val_loss"]
-                    state.patience_left = config.patience
-                    if out is not None:
-                        save_best(out / "best.safetensors", model, config, corpus, step, losses)
-                elif config.patience:
-                    state.patience_left -= 1
-                    if state.patience_left <= 0:
-                        result.stopped = "early_stop"
-                        break
+                if not _keep_best(state, losses, config, save_best_now):
+                    result.stopped = "early_stop"
+                    break
                 save_last()
-                last_log = time.perf_counter()  # evaluation time is not training throughput
+                meter.restart()  # evaluation time is not training throughput
         if result.stopped != "max_steps" or state.step % config.eval_interval:
             save_last()
     finally:
         if bar is not None:
             bar.close()
+
+
+def _progress_bar(config: TrainConfig, step: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True)
+
+
+class _Meter:
+    """Throughput between log records: tokens per second of training, evaluations excluded."""
+
+    def __init__(self, tokens_per_step: int) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.restart()
+
+    def restart(self) -> None:
+        self.since = time.perf_counter()
+
+    def record(self, step: int, interval: int, loss, lr: float, grad_norm, started: float) -> dict:
+        now = time.perf_counter()
+        steps_since = step % interval or interval
+        record = {
+            "kind": "train",
+            "step": step,
+            "loss": loss.item(),
+            "lr": lr,
+            "tokens_per_s": steps_since * self.tokens_per_step / (now - self.since),
+            "elapsed_s": now - started,
+        }
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        self.since = now
+        return record
 
 
 def _read_metrics(path: Path, until_step: int | None = None, write: bool = True) -> list[dict]:
