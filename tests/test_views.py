@@ -377,7 +377,7 @@ def test_tagged_docstring_paragraphs_and_comments_disappear_silently():
             return 1
     '''
     early = view(source, 4)
-    assert early == 'def f():\n    """Does f.\n    """\n    return 1\n'
+    assert early == 'def f():\n    """Does f."""\n    return 1\n'
     assert "    With rope, more.\n" in view(source, 8)
 
 
@@ -405,3 +405,15 @@ def test_the_final_view_is_the_source_without_tags():
     final = view_source(CausalSelfAttention)
     assert "[ch" not in final and "[<ch" not in final
     assert "enable_gqa" in final and "cache.append" in final
+
+
+def test_a_docstring_left_with_one_line_closes_on_it():
+    source = '''
+        def f():
+            """Does f.
+
+            [ch8] More.
+            """
+            return 1
+    '''
+    assert view(source, 4) == 'def f():\n    """Does f."""\n    return 1\n'

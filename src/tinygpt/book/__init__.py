@@ -13,6 +13,15 @@ Nothing else in the package imports this one; matplotlib, IPython and ipywidgets
 lazily so the package itself does not depend on them.
 """
 
+from tinygpt.book.diagrams import (
+    attention_head_flow,
+    decoder_block,
+    gpt_overview,
+    head_sharing,
+    kv_cache_diagram,
+    multi_head_flow,
+    training_loop,
+)
 from tinygpt.book.figures import (
     KV_CACHED,
     KV_COMPUTED,
@@ -45,6 +54,13 @@ __all__ = [
     "STYLE",
     "TOKEN_COLOURS",
     "attention_explorer",
+    "attention_head_flow",
+    "decoder_block",
+    "gpt_overview",
+    "head_sharing",
+    "kv_cache_diagram",
+    "multi_head_flow",
+    "training_loop",
     "attention_maps",
     "draw_attention",
     "draw_kv_schedule",

@@ -220,11 +220,16 @@ def view_lines(lines: Sequence[str], chapter: str | int) -> list[str]:
         out.append(_strip_tag(lines[i], is_comment_line))
         i += 1
     kept = [line for k, line in enumerate(out) if line.strip() or (k and out[k - 1].strip())]
-    return [  # and no blank line before a docstring's closing quotes
+    kept = [  # no blank line before a docstring's closing quotes
         line
         for k, line in enumerate(kept)
         if line.strip() or k + 1 == len(kept) or kept[k + 1].strip() != '"""'
     ]
+    for k in range(len(kept) - 2, -1, -1):  # a docstring left with one line closes on it
+        opened = kept[k].lstrip().startswith('"""') and kept[k].count('"""') == 1
+        if opened and kept[k + 1].strip() == '"""':
+            kept[k : k + 2] = [kept[k].rstrip("\n") + '"""\n']
+    return kept
 
 
 def view_source(obj: object, chapter: str | int | None = None) -> str:
