@@ -227,6 +227,73 @@ def prove_train_step(package_fn, view_fn):
             assert torch.allclose(tensor, state_v[name], rtol=0, atol=1e-12), name
 
 
+def prove_mlp(package_cls, view_cls):
+    for dropout, train in ((0.0, False), (0.2, True)):
+        config = gpt_config(dropout=dropout)
+        x = torch.randn(2, 5, 8)
+        same_module_outputs(
+            lambda c=config: package_cls(c), lambda c=config: view_cls(c), (x,), train
+        )
+
+
+def prove_from_hf(package_fn, view_fn):
+    from types import SimpleNamespace
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    hf_config = GPT2Config(vocab_size=37, n_positions=9, n_embd=8, n_layer=2, n_head=2)
+    hf = GPT2LMHeadModel(hf_config).eval()
+    ours, view = package_fn(hf), view_fn(hf)
+    assert ours.config == view.config and not view.training
+    for name, tensor in ours.state_dict().items():
+        assert torch.equal(tensor, view.state_dict()[name]), name
+    other = SimpleNamespace(config=SimpleNamespace(model_type="bert"))
+    for convert in (package_fn, view_fn):
+        with pytest.raises(ValueError, match="convert"):
+            convert(other)
+
+
+def prove_configure_optimizer(package_fn, view_fn):
+    from tinygpt.model import GPT
+    from tinygpt.train import TrainConfig
+
+    config = TrainConfig(weight_decay=0.1)
+    x, y = torch.randint(0, 37, (2, 4, 9), generator=torch.Generator().manual_seed(0))
+    runs = []
+    for configure in (package_fn, view_fn):
+        torch.manual_seed(0)
+        model = GPT(gpt_config()).double()
+        optimizer = configure(model, config, torch.device("cpu"))
+        settings = [
+            {k: v for k, v in group.items() if k not in ("params", "fused")}
+            for group in optimizer.param_groups
+        ]
+        sizes = [[p.shape for p in group["params"]] for group in optimizer.param_groups]
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(x, y)[1].backward()
+            optimizer.step()
+        runs.append((settings, sizes, model.state_dict()))
+    (settings_p, sizes_p, state_p), (settings_v, sizes_v, state_v) = runs
+    assert settings_p == settings_v and sizes_p == sizes_v
+    for name, tensor in state_p.items():
+        assert torch.allclose(tensor, state_v[name], rtol=0, atol=1e-12), name
+
+
+def prove_evaluate(package_fn, view_fn):
+    from tinygpt.model import GPT
+    from tinygpt.train import Corpus, TrainConfig
+
+    ids = torch.randint(0, 37, (400,), generator=torch.Generator().manual_seed(0))
+    corpus = Corpus(ids[:300], ids[300:], ids[:300], ids[300:], None, 1_000)
+    torch.manual_seed(0)
+    model = GPT(gpt_config(dropout=0.1))
+    config = TrainConfig(batch_size=4, eval_batches=2)
+    cpu = torch.device("cpu")
+    assert package_fn(model, corpus, config, cpu) == view_fn(model, corpus, config, cpu)
+
+
 PROOFS = {
     ("tinygpt.attention.causal_mask", "3"): prove_causal_mask,
     ("tinygpt.attention.scaled_dot_product_attention", "3"): prove_attention_function,
@@ -234,6 +301,10 @@ PROOFS = {
     ("tinygpt.attention.KVCache", "7"): prove_kv_cache,
     ("tinygpt.model.Block", "5"): prove_block,
     ("tinygpt.model.GPT", "5"): prove_gpt,
+    ("tinygpt.model.MLP", "5"): prove_mlp,
+    ("tinygpt.hf.from_hf", "5"): prove_from_hf,
+    ("tinygpt.train.configure_optimizer", "6"): prove_configure_optimizer,
+    ("tinygpt.train.evaluate", "6"): prove_evaluate,
     ("tinygpt.train.train_step", "6"): prove_train_step,
 }
 
@@ -280,15 +351,29 @@ def test_a_proof_can_fail(key, monkeypatch):
     else:
 
         def wrong(*args, **kwargs):
-            out = compiled(*args, **kwargs)
-            return (
-                tuple(o if o is None else ~o if o.dtype == torch.bool else o + 1 for o in out)
-                if isinstance(out, tuple)
-                else ~out
-            )
+            return perturbed(compiled(*args, **kwargs))
 
         with pytest.raises(AssertionError):
             PROOFS[key](package, wrong)
+
+
+def perturbed(out):
+    """The same kind of result, changed a little: what a wrong view would return."""
+    if isinstance(out, tuple):
+        return tuple(perturbed(o) for o in out)
+    if isinstance(out, dict):
+        return {k: perturbed(v) for k, v in out.items()}
+    if isinstance(out, torch.optim.Optimizer):
+        for group in out.param_groups:
+            group["lr"] *= 2
+        return out
+    if isinstance(out, torch.nn.Module):
+        with torch.no_grad():
+            next(out.parameters()).add_(1)
+        return out
+    if isinstance(out, torch.Tensor) and out.dtype == torch.bool:
+        return ~out
+    return out if out is None else out + 1
 
 
 # ---- the mechanism, on small sources -------------------------------------------------------

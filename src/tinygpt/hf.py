@@ -241,16 +241,20 @@ def to_llama_state_dict(
 
 
 def from_hf(hf_model) -> GPT:
-    """Our GPT holding a copy of a ``GPT2LMHeadModel``'s or ``LlamaForCausalLM``'s weights."""
+    """Our GPT holding a copy of a ``GPT2LMHeadModel``'s weights.
+
+    [ch8] Or of a ``LlamaForCausalLM``'s.
+    """
     model_type = hf_model.config.model_type
     if model_type == "gpt2":
         model = GPT(config_from_hf(hf_model.config))
         model.load_weights(from_hf_state_dict(hf_model.state_dict()))
-    elif model_type == "llama":
+    elif model_type == "llama":  # [ch8]
         model = GPT(config_from_llama(hf_model.config))
         model.load_weights(from_llama_state_dict(hf_model.state_dict(), model.config))
     else:
-        raise ValueError(f"only GPT-2 and Llama models convert, got model_type={model_type!r}")
+        # [<ch8] raise ValueError(f"only GPT-2 converts, got model_type={model_type!r}")
+        raise ValueError(f"only GPT-2 and Llama convert, got model_type={model_type!r}")  # [ch8]
     return model.eval()
 
 

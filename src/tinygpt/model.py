@@ -128,10 +128,12 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, config.hidden_size, bias=config.bias)
+        # [<ch8] self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, config.hidden_size, bias=config.bias)  # [ch8]
         # GPT-2 uses the tanh approximation of GELU (Hendrycks & Gimpel, 2016).
         self.gelu = nn.GELU(approximate="tanh")
-        self.c_proj = nn.Linear(config.hidden_size, config.n_embd, bias=config.bias)
+        # [<ch8] self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden_size, config.n_embd, bias=config.bias)  # [ch8]
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -292,7 +294,8 @@ class GPT(nn.Module):
         cache: KVCache | None = None,  # [ch7]
         *,  # [chA]
         return_logits: bool = True,  # [chA]
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        # [<chA] ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # [chA]
         """Logits for every position of ``idx`` (B, T); the loss too if ``targets`` are given.
 
         [ch7] With a ``cache``, ``idx`` holds only the *new* tokens: they take the positions after
@@ -306,16 +309,16 @@ class GPT(nn.Module):
             raise ValueError("return_logits=False needs targets: without them there is no loss")
         B, T = idx.shape
         past = cache.length if cache is not None else 0  # tokens already cached [ch7]
-        # [<ch7] length = T
-        length = past + T  # [ch7]
-        if length > self.config.block_size:
+        # [<ch7] if T > self.config.block_size:
+        if past + T > self.config.block_size:  # [ch7]
             raise ValueError(
-                f"sequence length {length} exceeds the context window block_size="
+                # [<ch7] f"sequence length {T} exceeds the context window block_size="
+                f"sequence length {past + T} exceeds the context window block_size="  # [ch7]
                 f"{self.config.block_size}; crop the input to its last {self.config.block_size} "
                 f"tokens"
             )
         # [<ch7] pos = torch.arange(T, device=idx.device)  # (T,)
-        pos = torch.arange(past, length, device=idx.device)  # (T,) [ch7]
+        pos = torch.arange(past, past + T, device=idx.device)  # (T,) [ch7]
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None  # [ch8]
         # [<ch8] x = x + self.transformer.wpe(pos)  # (B, T, C)

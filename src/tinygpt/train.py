@@ -230,7 +230,7 @@ def configure_optimizer(
         groups,
         lr=config.learning_rate,
         betas=(config.beta1, config.beta2),
-        fused=device.type == "cuda",
+        fused=device.type == "cuda",  # [chA]
     )
 
 
@@ -420,7 +420,14 @@ def evaluate(
     ):
         batches, B = config.eval_batches, config.batch_size
         losses[name] = estimate_loss(
-            model, ids, ids_gpt2, corpus.vocab, batches, B, device, config.dtype
+            model,
+            ids,
+            ids_gpt2,
+            corpus.vocab,
+            batches,
+            B,
+            device,
+            config.dtype,  # [chA]
         )
     return losses
 

@@ -45,7 +45,8 @@ CHAPTER_NAMES: dict[str, tuple[str, ...]] = {
           "sample_next", "next_token_logits", "repetition_penalty"),
     "8": ("rope", "apply_rope", "RotaryEmbedding", "rotary", "n_kv_head", "kv_heads",
           "kv_width", "nkv", "expand_kv", "enable_gqa", "gqa", "RMSNorm", "SwiGLU",
-          "make_norm", "norm_eps", "pos_embedding", "rope_theta", "mlp_hidden", "silu"),
+          "make_norm", "norm_eps", "pos_embedding", "rope_theta", "mlp_hidden", "silu",
+          "hidden_size", "Llama", "llama", "LlamaForCausalLM"),
     "A": ("linear_cross_entropy", "return_logits", "autocast", "bfloat16", "bf16",
           "compile", "DDP", "distributed", "forward_fn"),
     "B": ("load_gpt2", "hf_layout", "from_pretrained"),
@@ -131,11 +132,12 @@ def _span_end(i: int, lines: Sequence[str], facts, header_only: bool = False) ->
     if header_only or depth_start[i] or not _code(lines[j], j, comments).endswith(":"):
         return j + 1
     indent = _indent(lines[i])
+    is_clause = bool(CLAUSE.match(stripped))  # a tagged elif / else takes only its own block
     while True:  # the block, and its elif / else / except / finally clauses
         while j + 1 < len(lines) and (not lines[j + 1].strip() or _indent(lines[j + 1]) > indent):
             j += 1
         nxt = lines[j + 1].lstrip() if j + 1 < len(lines) else ""
-        if _indent(lines[j + 1] if nxt else "") != indent or not CLAUSE.match(nxt):
+        if is_clause or _indent(lines[j + 1] if nxt else "") != indent or not CLAUSE.match(nxt):
             break
         j += 1
     while not lines[j].strip():  # the blank lines after the block stay
@@ -174,7 +176,8 @@ def _earlier_forms(i: int, lines: Sequence[str], now: int, facts, out: list[str]
     shown = next((forms for chapter, forms in groups if now < stage(chapter)), None)
     if shown is None:
         return j  # the final form is the one to show
-    out.extend(shown)
+    shift = _indent(lines[j]) - _indent(shown[0])  # the earlier form takes the line's place
+    out.extend(" " * (_indent(f) + shift) + f.lstrip() for f in shown)
     header_only = shown[-1].split("#")[0].rstrip().endswith(":")  # keep the block's body
     end = _span_end(j, lines, facts, header_only=header_only)
     while not header_only and end < len(lines) and _tag(end, lines, *facts[2:]) == final:
