@@ -264,3 +264,42 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert b"Traceback" not in err and b"--resume" in err
     saved = ckpt.load(out / "last.safetensors")
     assert saved.meta["step"] >= 5
+
+
+def test_throughput_counts_the_steps_since_the_last_record_or_evaluation(monkeypatch):
+    """tokens/s divides the tokens of the steps actually timed by their time: after an
+    evaluation at step 37, the record at step 40 covers 3 steps, not a whole log interval."""
+    from tinygpt import train as train_module
+
+    clock = iter([100.0, 110.0, 130.0, 133.0])  # start, record at 10, restart at 37, record at 40
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))
+    meter = train_module._Meter(tokens_per_step=1_000, step=0)
+    loss = torch.tensor(2.0)
+    first = meter.record(10, loss, 1e-3, None, 100.0)
+    assert first["tokens_per_s"] == 10 * 1_000 / 10.0  # fake clock
+    meter.restart(37)
+    record = meter.record(40, loss, 1e-3, torch.tensor(0.5), 100.0)
+    assert record["tokens_per_s"] == 3 * 1_000 / 3.0  # fake clock
+    assert record["grad_norm"] == 0.5 and record["elapsed_s"] == 33.0  # fake clock
+
+
+@pytest.mark.parametrize("grad_clip", [1e-3, 0.5, 1e9])
+def test_train_step_clips_the_global_gradient_norm_as_the_formula_says(grad_clip):
+    """The returned norm is the norm of all gradients as one vector, and every gradient is
+    scaled by min(1, grad_clip / norm): the direction is kept, the length capped."""
+    from tinygpt.train import TrainConfig, configure_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16)).double()
+    x, y = torch.randint(0, 50, (2, 4, 8), generator=torch.Generator().manual_seed(0))
+    _, loss = model(x, y)
+    loss.backward()
+    raw = [p.grad.clone() for p in model.parameters()]
+    norm = torch.cat([g.flatten() for g in raw]).norm()
+    config = TrainConfig(grad_clip=grad_clip)
+    optimizer = configure_optimizer(model, config, torch.device("cpu"))
+    _, returned = train_step(model, optimizer, x, y, 0.0, config)  # lr 0: only the gradients
+    assert torch.allclose(returned, norm, rtol=1e-10)
+    scale = min(1.0, grad_clip / (norm.item() + 1e-6))  # torch adds 1e-6 against a zero norm
+    for before, p in zip(raw, model.parameters(), strict=True):
+        assert torch.allclose(p.grad, before * scale, rtol=1e-9, atol=1e-15)

@@ -65,11 +65,17 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus filtering (Holtzman et al., 2020): keep the most likely tokens until their total
-    probability reaches p; always keep at least the top one."""
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
-    drop = mass_before >= p  # a token is dropped once the ones above it already reach p
+    probability reaches p; always keep at least the top one.
+
+    The sum runs from the least likely token up: a token is dropped when it and every less
+    likely token hold at most 1 - p, i.e. when the tokens above it already hold p. Summing from
+    the bottom keeps every token at p = 1 (a sum from the top can reach 1.0 by rounding before
+    the last tokens), and it is what Hugging Face's ``TopPLogitsWarper`` does.
+    """
+    sorted_logits, order = torch.sort(logits, descending=False, dim=-1)  # least likely first
+    mass_up_to = sorted_logits.softmax(dim=-1).cumsum(dim=-1)  # this token and all below it
+    drop = mass_up_to <= 1 - p
+    drop[..., -1] = False  # the most likely token always stays
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 

@@ -635,7 +635,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
     forward = torch.compile(wrapped) if config.compile else wrapped
     budget = config.max_minutes * 60.0
     started = time.perf_counter() - state.elapsed_s
-    meter = _Meter(config.batch_size * model.config.block_size * ctx.world_size)
+    meter = _Meter(config.batch_size * model.config.block_size * ctx.world_size, state.step)
     bar = _progress_bar(config, state.step) if progress else None
 
     def log(record: dict) -> None:
@@ -672,7 +672,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             state.step += 1
             last = state.step == config.max_steps
             if state.step % config.log_interval == 0 or last:
-                log(meter.record(state.step, config.log_interval, loss, lr, grad_norm, started))
+                log(meter.record(state.step, loss, lr, grad_norm, started))
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
             if bar is not None:
@@ -685,7 +685,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
                     result.stopped = "early_stop"
                     break
                 save_last()
-                meter.restart()  # evaluation time is not training throughput
+                meter.restart(state.step)  # evaluation time is not training throughput
         if result.stopped != "max_steps" or state.step % config.eval_interval:
             save_last()
     finally:
@@ -702,27 +702,27 @@ def _progress_bar(config: TrainConfig, step: int):
 class _Meter:
     """Throughput between log records: tokens per second of training, evaluations excluded."""
 
-    def __init__(self, tokens_per_step: int) -> None:
+    def __init__(self, tokens_per_step: int, step: int) -> None:
         self.tokens_per_step = tokens_per_step
-        self.restart()
+        self.restart(step)
 
-    def restart(self) -> None:
-        self.since = time.perf_counter()
+    def restart(self, step: int) -> None:
+        """Count from here: the steps and time since ``step``."""
+        self.since, self.since_step = time.perf_counter(), step
 
-    def record(self, step: int, interval: int, loss, lr: float, grad_norm, started: float) -> dict:
+    def record(self, step: int, loss, lr: float, grad_norm, started: float) -> dict:
         now = time.perf_counter()
-        steps_since = step % interval or interval
         record = {
             "kind": "train",
             "step": step,
             "loss": loss.item(),
             "lr": lr,
-            "tokens_per_s": steps_since * self.tokens_per_step / (now - self.since),
+            "tokens_per_s": (step - self.since_step) * self.tokens_per_step / (now - self.since),
             "elapsed_s": now - started,
         }
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
-        self.since = now
+        self.restart(step)
         return record
 
 

@@ -37,7 +37,7 @@ from tinygpt.book.figures import (
     rope_pairs,
     use_style,
 )
-from tinygpt.book.probes import attention_maps
+from tinygpt.book.probes import attention_maps, block_gradient_norms, rewire_blocks
 from tinygpt.book.source import show_source, source_of
 from tinygpt.book.tokens import TOKEN_COLOURS, token_explorer, token_labels, tokens_html
 from tinygpt.book.widgets import (
@@ -62,12 +62,14 @@ __all__ = [
     "multi_head_flow",
     "training_loop",
     "attention_maps",
+    "block_gradient_norms",
     "draw_attention",
     "draw_kv_schedule",
     "draw_kv_sharing",
     "draw_rope_pairs",
     "kv_head_of_query_heads",
     "kv_schedule",
+    "rewire_blocks",
     "rope_pairs",
     "sampling_config_from_controls",
     "sampling_playground",

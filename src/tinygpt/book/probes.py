@@ -44,3 +44,52 @@ def attention_maps(model, idx):
         for handle in handles:
             handle.remove()
         model.train(was_training)
+
+
+WIRINGS = ("pre-norm", "post-norm", "no residual")
+
+
+def rewire_blocks(model, wiring: str):
+    """Change, in place, how every block of a ``tinygpt`` GPT connects its two sublayers.
+
+    ``"pre-norm"`` is GPT-2's wiring and the package's, x + f(LN(x)); ``"post-norm"`` is the
+    original Transformer's, LN(x + f(x)); ``"no residual"`` drops the additions, f(LN(x)). The
+    weights stay as they are, so the three can be compared on the same initialisation. Returns
+    the model.
+    """
+    import types
+
+    # The model calls block(x, cache, layer, rope); these wirings train without cache or RoPE.
+    def pre_norm(block, x, *_):
+        x = x + block.attn(block.ln_1(x))
+        return x + block.mlp(block.ln_2(x))
+
+    def post_norm(block, x, *_):
+        x = block.ln_1(x + block.attn(x))
+        return block.ln_2(x + block.mlp(x))
+
+    def no_residual(block, x, *_):
+        return block.mlp(block.ln_2(block.attn(block.ln_1(x))))
+
+    forwards = dict(zip(WIRINGS, (pre_norm, post_norm, no_residual)))
+    if wiring not in forwards:
+        raise ValueError(f"wiring must be one of {', '.join(map(repr, WIRINGS))}, got {wiring!r}")
+    for block in model.transformer.h:
+        block.forward = types.MethodType(forwards[wiring], block)
+    return model
+
+
+def block_gradient_norms(model, idx, targets) -> list[float]:
+    """The gradient norm of each block's parameters, first block first, after one backward pass
+    of the loss on ``(idx, targets)``: how much of the learning signal reaches each depth."""
+    import torch
+
+    model.zero_grad(set_to_none=True)
+    _, loss = model(idx, targets)
+    loss.backward()
+    norms = []
+    for block in model.transformer.h:
+        squares = [p.grad.pow(2).sum() for p in block.parameters() if p.grad is not None]
+        norms.append(torch.stack(squares).sum().sqrt().item())
+    model.zero_grad(set_to_none=True)
+    return norms
