@@ -722,7 +722,7 @@ class _Meter:
         }
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
-        self.restart(step)
+        self.since, self.since_step = now, step
         return record
 
 
