@@ -157,7 +157,8 @@ def gpt_config(**changes):
     return GPTConfig(**(values | changes))
 
 
-def prove_block(package_cls, view_cls):
+def prove_config_module(package_cls, view_cls):
+    """A module built from a GPTConfig (a Block, an MLP) on a (B, T, C) input."""
     for dropout, train in ((0.0, False), (0.2, True)):
         config = gpt_config(dropout=dropout)
         x = torch.randn(2, 5, 8)
@@ -227,15 +228,6 @@ def prove_train_step(package_fn, view_fn):
             assert torch.allclose(tensor, state_v[name], rtol=0, atol=1e-12), name
 
 
-def prove_mlp(package_cls, view_cls):
-    for dropout, train in ((0.0, False), (0.2, True)):
-        config = gpt_config(dropout=dropout)
-        x = torch.randn(2, 5, 8)
-        same_module_outputs(
-            lambda c=config: package_cls(c), lambda c=config: view_cls(c), (x,), train
-        )
-
-
 def prove_from_hf(package_fn, view_fn):
     from types import SimpleNamespace
 
@@ -299,9 +291,9 @@ PROOFS = {
     ("tinygpt.attention.scaled_dot_product_attention", "3"): prove_attention_function,
     ("tinygpt.attention.CausalSelfAttention", "4"): prove_attention,
     ("tinygpt.attention.KVCache", "7"): prove_kv_cache,
-    ("tinygpt.model.Block", "5"): prove_block,
+    ("tinygpt.model.Block", "5"): prove_config_module,
     ("tinygpt.model.GPT", "5"): prove_gpt,
-    ("tinygpt.model.MLP", "5"): prove_mlp,
+    ("tinygpt.model.MLP", "5"): prove_config_module,
     ("tinygpt.hf.from_hf", "5"): prove_from_hf,
     ("tinygpt.train.configure_optimizer", "6"): prove_configure_optimizer,
     ("tinygpt.train.evaluate", "6"): prove_evaluate,
