@@ -23,14 +23,25 @@ from tinygpt.train import read_metrics
 PROMPT = "Leaving this place is something"
 
 
-def train_and_measure(name: str, flags: list[str], minutes: float, out: Path) -> dict:
-    """Train one run through the CLI for ``minutes``; its final metrics plus a sample."""
+def train_and_measure(
+    name: str, flags: list[str], minutes: float, out: Path, steps: int = 0
+) -> dict:
+    """Train one run through the CLI for ``minutes`` (or, given ``steps``, for that many steps
+    whatever the time); its final metrics plus a sample."""
     run_dir = out / name
     command = [sys.executable, "-m", "tinygpt", "train", *flags, "--out", str(run_dir)]
-    command += ["--max-minutes", str(minutes), "--max-steps", "1000000", "--no-progress"]
+    if steps:
+        command += ["--max-steps", str(steps), "--max-minutes", "0", "--no-progress"]
+    else:
+        command += ["--max-minutes", str(minutes), "--max-steps", "1000000", "--no-progress"]
     command += ["--overwrite"]  # a benchmark run replaces the last one of its name
     print("$ tinygpt", " ".join(command[3:]), flush=True)
     subprocess.run(command, check=True)
+    return measure(run_dir, flags)
+
+
+def measure(run_dir: Path, flags: list[str]) -> dict:
+    """A finished run's final metrics (full validation split), its size and a sample."""
     final = [m for m in read_metrics(run_dir / "metrics.jsonl") if m["kind"] == "final"][-1]
     generator = TextGenerator.from_checkpoint(run_dir / "best.safetensors")
     sample = generator(PROMPT, 60, SamplingConfig(temperature=0.8, top_k=50, seed=0))[0]
@@ -46,26 +57,28 @@ def train_and_measure(name: str, flags: list[str], minutes: float, out: Path) ->
     }
 
 
-def report(results: dict[str, dict], minutes: float, out: Path) -> None:
-    """Print the comparison table and the samples; write ``OUT/summary.json``."""
+def report(
+    results: dict[str, dict], budget: str, out: Path, filename: str = "summary.json"
+) -> None:
+    """Print the comparison table and the samples; write ``OUT/filename``."""
     first = next(iter(results.values()))
     print(
-        f"\nBudget: {minutes:g} minutes per run, full validation split "
+        f"\nBudget: {budget} per run, full validation split "
         f"({first['val_tokens']} tokens, {first['val_chars']} characters)\n"
     )
     print(
-        f"{'run':<12}{'params':>10}{'steps':>8}{'best step':>11}{'nats/token':>12}"
+        f"{'run':<18}{'params':>10}{'steps':>8}{'best step':>11}{'nats/token':>12}"
         f"{'nats/char':>11}{'tokens/s':>10}{'KV B/token':>12}"
     )
     for name, r in results.items():
         print(
-            f"{name:<12}{r['parameters']:>10}{r['steps_run']:>8}{r['step']:>11}"
+            f"{name:<18}{r['parameters']:>10}{r['steps_run']:>8}{r['step']:>11}"
             f"{r['val_loss']:>12.4f}{r['val_loss_per_char']:>11.4f}{r['tokens_per_s']:>10.0f}"
             f"{r['kv_cache_bytes_per_token']:>12}"
         )
     for name, r in results.items():
         print(f"\n--- {name} (temperature 0.8, top-k 50, seed 0) ---\n{r['sample']}")
-    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / filename).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> None:
@@ -78,7 +91,7 @@ def main() -> None:
         name: train_and_measure(name, ["--preset", name], args.minutes, args.out)
         for name in args.presets
     }
-    report(results, args.minutes, args.out)
+    report(results, f"{args.minutes:g} minutes", args.out)
 
 
 if __name__ == "__main__":
