@@ -11,11 +11,14 @@ ten-minute default model) and, for comparison, on the same architecture untraine
 * an induction test: random token sequences shown twice; the loss on the second copy against
   the first, and each head's attention from a token of the second copy to the token that
   followed its earlier occurrence;
-* a few next-token predictions the chapters mention.
+* a few next-token predictions the chapters mention;
+* a recording of every head's attention on Chapter 4's explorer prompts and on a passage of
+  validation text (``attention.json``, read by ``tinygpt.book.RecordedAttention``), so the
+  book can show the trained model's attention without its weights.
 
     tinygpt train --preset default --max-minutes 10 --max-steps 1000000 --out runs/default-10min
     python benchmarks/inspect_trained.py runs/default-10min/best.safetensors \
-        --out book/results/inspect/summary.json
+        --out book/results/inspect/summary.json   # attention.json goes beside it
 """
 
 from __future__ import annotations
@@ -27,14 +30,32 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tinygpt.book.probes import attention_maps
-from tinygpt.data import get_batch, gpt2_token_splits
+from tinygpt.book.probes import RecordedAttention, attention_maps
+from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
 from tinygpt.generate import TextGenerator
 from tinygpt.model import GPT
 from tinygpt.tokenizer import gpt2_encoding
 
 PROBES = [" king", " queen", " love", " death", " lord", " sweet", " night", " blood", " son"]
 PROMPTS = ["A horse! a horse! my kingdom for a", "ROMEO:\nBut, soft! what light through yonder"]
+EXPLORER_PROMPTS = [  # Chapter 4's, then a passage of validation text (validation_passage)
+    "ROMEO:\nBut, soft! what light through yonder window breaks?",
+    "To be, or not to be, that is the question:",
+    "Friends, Romans, countrymen, lend me your ears;",
+    "First Citizen:\nBefore we proceed any further, hear me speak.",
+]
+REMAKE = (
+    "to type your own, train the model (tinygpt train --preset default --max-minutes 10 "
+    "--out runs/default-10min) and pass it instead of this recording"
+)
+
+
+def validation_passage(enc, tokens: int = 32) -> str:
+    """The first exchange of validation text that starts a speech and holds a second speaker's
+    name: the text of the first ``tokens`` GPT-2 tokens from there."""
+    _, val_text = split_text(load_text())
+    start = val_text.index("\n\n") + 2  # the first speech that starts inside the split
+    return enc.decode(enc.encode_ordinary(val_text[start:])[:tokens])
 
 
 def neighbours(table: torch.Tensor, vocab, enc, word: str, k: int = 5) -> dict:
@@ -144,6 +165,11 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    prompts = [*EXPLORER_PROMPTS, validation_passage(enc)]
+    sequences = [vocab.to_local(torch.tensor(enc.encode_ordinary(p))).tolist() for p in prompts]
+    recording = RecordedAttention.record(trained, sequences, source=REMAKE)
+    record = {"prompts": prompts, **recording.to_json()}
+    (args.out.parent / "attention.json").write_text(json.dumps(record, separators=(",", ":")))
     print(json.dumps(summary["induction"], indent=1))
     print(json.dumps(summary["predictions"], indent=1, ensure_ascii=False))
     for w in PROBES[:4]:

@@ -93,6 +93,41 @@ def test_attention_explorer_maps_ids(gpt2):
     assert ui.children[3].value.startswith("5 tokens")
 
 
+def test_recorded_attention_gives_the_models_maps_to_its_rounding(small_gpt):
+    import json
+
+    from tinygpt.book import NotRecordedError, RecordedAttention
+
+    sequences = [[1, 2, 3, 4, 5], [7, 7, 7]]
+    recorded = RecordedAttention.record(small_gpt, sequences, source="train it first")
+    recorded = RecordedAttention.from_json(json.loads(json.dumps(recorded.to_json())))
+    assert recorded.block_size == 12
+    for ids in sequences:
+        live = attention_maps(small_gpt, torch.tensor([ids]))
+        kept = attention_maps(recorded, torch.tensor([ids]))
+        assert [w.shape for w in kept] == [w.shape for w in live]
+        for a, b in zip(kept, live):
+            assert (a - b).abs().max() <= 5e-4  # three decimals
+            assert (a.triu(diagonal=1) == 0).all()
+    with pytest.raises(NotRecordedError, match=r"holds 2 prompts\); train it first"):
+        attention_maps(recorded, torch.tensor([[1, 2]]))
+
+
+def test_attention_explorer_on_a_recording_says_when_text_was_not_recorded(gpt2):
+    pytest.importorskip("ipywidgets")
+    from tinygpt.book import RecordedAttention, attention_explorer
+
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=gpt2.n_vocab, block_size=8, n_layer=2, n_head=2, n_embd=8))
+    prompts = ["Mary had a little lamb", "To be, or not"]
+    ids = [gpt2.encode_ordinary(p) for p in prompts]
+    ui = attention_explorer(RecordedAttention.record(model, ids, source="x"), gpt2, prompts)
+    live = attention_explorer(model, gpt2, prompts)
+    assert ui.children[3].value == live.children[3].value  # "5 tokens; ..."
+    ui.children[1].value = "Something else"
+    assert ui.children[3].value.startswith("no recorded attention for this text")
+
+
 @pytest.mark.parametrize("use_cache", [True, False])
 @pytest.mark.parametrize("prompt_len, new, window", [(3, 4, 8), (3, 12, 8), (11, 5, 8), (1, 9, 1)])
 def test_kv_schedule_matches_what_the_model_computes(use_cache, prompt_len, new, window):

@@ -37,7 +37,13 @@ from tinygpt.book.figures import (
     rope_pairs,
     use_style,
 )
-from tinygpt.book.probes import attention_maps, block_gradient_norms, rewire_blocks
+from tinygpt.book.probes import (
+    NotRecordedError,
+    RecordedAttention,
+    attention_maps,
+    block_gradient_norms,
+    rewire_blocks,
+)
 from tinygpt.book.source import show_source, source_of
 from tinygpt.book.tokens import TOKEN_COLOURS, token_explorer, token_labels, tokens_html
 from tinygpt.book.widgets import (
@@ -51,6 +57,8 @@ __all__ = [
     "KV_COMPUTED",
     "KV_CROPPED",
     "KV_NOT_YET",
+    "NotRecordedError",
+    "RecordedAttention",
     "STYLE",
     "TOKEN_COLOURS",
     "attention_explorer",

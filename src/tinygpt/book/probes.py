@@ -93,3 +93,74 @@ def block_gradient_norms(model, idx, targets) -> list[float]:
         norms.append(torch.stack(squares).sum().sqrt().item())
     model.zero_grad(set_to_none=True)
     return norms
+
+
+class NotRecordedError(LookupError):
+    """Asked a ``RecordedAttention`` for token ids it has no maps for."""
+
+
+class RecordedAttention:
+    """A model's attention maps for a few token sequences, kept where its weights cannot go.
+
+    The ten-minute model's weights (13 MB) are not committed, so the book cannot run it; a
+    recording of what its heads do on a few prompts is small, and stands in for the model
+    wherever ``attention_maps`` is asked (the attention explorer included). Any other token
+    sequence raises ``NotRecordedError``, which says how to get the model itself.
+    """
+
+    training = False
+
+    def __init__(self, block_size: int, maps: dict[tuple[int, ...], list], source: str = ""):
+        self.block_size = block_size
+        self.maps = maps  # token ids -> per layer, per head, per query t: weights of keys 0..t
+        self.source = source  # how to make the model that was recorded
+
+    @classmethod
+    def record(cls, model, sequences, source: str = "", digits: int = 3) -> RecordedAttention:
+        """Record ``model``'s maps for each id sequence (in the model's own vocabulary)."""
+        import torch
+
+        maps = {}
+        for ids in sequences:
+            layers = attention_maps(model, torch.tensor([list(ids)]))  # per layer (1, nh, T, T)
+            maps[tuple(ids)] = [
+                [[[round(w, digits) for w in row[: t + 1]] for t, row in enumerate(head)]
+                 for head in weights[0].tolist()]
+                for weights in layers
+            ]  # fmt: skip
+        return cls(model.config.block_size, maps, source)
+
+    def attention_maps(self, idx) -> list:
+        """The recorded maps of ``idx`` (1, T), as ``attention_maps`` returns them."""
+        import torch
+
+        key = tuple(idx[0].tolist())
+        if idx.size(0) != 1 or key not in self.maps:
+            raise NotRecordedError(
+                f"no recorded attention for this text (the recording holds {len(self.maps)} "
+                f"prompts); {self.source or 'run the model itself'}"
+            )
+        T = len(key)
+        out = []
+        for layer in self.maps[key]:
+            weights = torch.zeros(1, len(layer), T, T)
+            for h, head in enumerate(layer):
+                for t, row in enumerate(head):
+                    weights[0, h, t, : t + 1] = torch.tensor(row)
+            out.append(weights)
+        return out
+
+    def eval(self) -> RecordedAttention:
+        return self
+
+    def train(self, mode: bool = True) -> RecordedAttention:
+        return self
+
+    def to_json(self) -> dict:
+        return {"block_size": self.block_size, "source": self.source,
+                "records": [{"ids": list(k), "maps": v} for k, v in self.maps.items()]}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict) -> RecordedAttention:
+        maps = {tuple(r["ids"]): r["maps"] for r in data["records"]}
+        return cls(data["block_size"], maps, data.get("source", ""))

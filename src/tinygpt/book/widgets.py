@@ -18,7 +18,8 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     """A widget to browse a GPT's attention: choose a prompt (or type one), a layer and a head.
 
     ``model`` is a ``tinygpt.model.GPT`` or any model that ``attention_maps`` can read and that
-    says its window (``config.block_size`` or ``block_size``); ``encoding`` is the tiktoken
+    says its window (``config.block_size`` or ``block_size``), such as a ``RecordedAttention``
+    (typed text it did not record gets a message instead of a map); ``encoding`` is the tiktoken
     encoding its prompts are cut with. If the model uses its own smaller vocabulary, ``id_map``
     is a tensor with ``id_map[encoding_id] == model_id``. Prompts are cut to the model's
     ``block_size`` tokens. The heatmap is a PNG inside an ``Image`` widget, so the saved
@@ -55,12 +56,16 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
             cache[prompt] = (token_labels(encoding, ids), weights)
         return cache[prompt]
 
-    first = maps_for("Hi")[1]  # the number of layers and heads, read off one pair of tokens
+    first = maps_for(prompts[0])[1]  # the number of layers and heads
     layer = widgets.IntSlider(value=0, min=0, max=len(first) - 1, description="Layer:")
     head = widgets.IntSlider(value=0, min=0, max=first[0].size(1) - 1, description="Head:")
 
     def redraw(*_: object) -> None:
-        labels, weights = maps_for(text.value)
+        try:
+            labels, weights = maps_for(text.value)
+        except LookupError as err:  # a RecordedAttention asked for text it did not record
+            status.value = str(err)
+            return
         if not labels:
             status.value = "Type some text."
             return
