@@ -47,9 +47,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 from urllib.parse import unquote, urljoin, urlsplit
 
 import bs4  # installed with nbconvert and the book theme
@@ -136,15 +140,18 @@ def page_requests(path: Path) -> list[str] | None:
     return found
 
 
-def dump_page(browser: str, url: str) -> Dump:
+def dump_page(browser: str, url: str, width: int = 1440, flags: Sequence[str] = ()) -> Dump:
     """Open url in a fresh headless Chromium; return the DOM after scripts ran and the net log."""
     with tempfile.TemporaryDirectory(prefix="tinygpt-chromium-") as tmp:
         net_log = Path(tmp) / "net-log.json"
         cmd = [
             browser,
             *CHROME_FLAGS,
+            *flags,
             f"--user-data-dir={Path(tmp) / 'profile'}",
             f"--log-net-log={net_log}",
+            f"--window-size={width},900",
+            "--hide-scrollbars",  # scroll bars would take 15 px from the layout measured
             "--dump-dom",
             url,
         ]
@@ -155,6 +162,116 @@ def dump_page(browser: str, url: str) -> Dump:
         noise = ("dbus", "Fontconfig", "unexpected operator")  # harmless in containers
         err = [line for line in proc.stderr.splitlines() if not any(n in line for n in noise)]
         return Dump(proc.stdout, page_requests(net_log), proc.returncode, "\n".join(err[-30:]))
+
+
+# ---------------------------------------------------------------- layout at a given width
+
+# Injected into a copy of a page: once the page has loaded and its scripts (MathJax, widgets)
+# had six seconds of virtual time, measure what a reader sees and hand the report to whoever
+# opened the page: the harness around it (by postMessage) or the page's own <body>.
+LAYOUT_PROBE = r"""
+(function () {
+  function where(el) {
+    const section = el.closest("section[id]");
+    const text = (el.innerText || el.textContent || "").trim().replace(/\s+/g, " ");
+    return (section ? "#" + section.id + " " : "") + text.slice(0, 70);
+  }
+  function scrollingAncestor(el) {
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== "visible") return true;
+    }
+    return false;
+  }
+  function report() {
+    const article = document.querySelector("article.bd-article") || document.body;
+    const viewport = document.documentElement.clientWidth;
+    const r = {viewport: viewport, page: document.documentElement.scrollWidth,
+               column: article.clientWidth, scrollers: [], figures: [], controls: [],
+               overflowing: [], orphans: []};
+    const boxes = "pre, table, div.highlight, mjx-container[display='true'], .cell_output *";
+    for (const el of article.querySelectorAll(boxes)) {
+      const x = getComputedStyle(el).overflowX;
+      const scrolls = el.tagName === "PRE" || x === "auto" || x === "scroll";
+      if (scrolls && el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) {
+        r.scrollers.push({where: where(el), tag: el.tagName.toLowerCase(),
+                          purpose: el.closest("[data-scrolls]") ? "marked" : "",
+                          scroll: el.scrollWidth, client: el.clientWidth});
+      }
+    }
+    for (const img of article.querySelectorAll("img")) {
+      if (!img.naturalWidth || img.closest(".jupyter-widgets")) continue;
+      r.figures.push({where: where(img.closest(".cell") || img), natural: img.naturalWidth,
+                      shown: img.getBoundingClientRect().width});
+    }
+    const kinds = {".widget-slider .slider-container": "slider",
+                   ".widget-dropdown select": "dropdown",
+                   ".widget-text input:not([type='number'])": "text",
+                   "button.widget-button": "button",
+                   ".widget-inline-hbox input[type='number']": "number"};
+    for (const [selector, kind] of Object.entries(kinds)) {
+      for (const el of document.querySelectorAll(selector)) {
+        const box = el.getBoundingClientRect();
+        const control = el.closest(".widget-inline-hbox, .widget-button") || el;
+        const label = control.querySelector(".widget-label");
+        r.controls.push({kind: kind, label: (label ? label.innerText : el.innerText).trim(),
+                         width: Math.round(box.width), left: Math.round(box.left),
+                         right: Math.round(box.right)});
+      }
+    }
+    for (const el of document.body.querySelectorAll("*")) {
+      const box = el.getBoundingClientRect();
+      if (box.width > 0 && box.right > viewport + 1 && !scrollingAncestor(el)) {
+        r.overflowing.push({where: where(el), tag: el.tagName.toLowerCase(),
+                            right: Math.round(box.right)});
+      }
+    }
+    r.overflowing = r.overflowing.slice(0, 20);
+    for (const math of document.querySelectorAll("mjx-container:not([display='true'])")) {
+      const next = math.nextSibling;
+      if (next && next.nodeType === Node.TEXT_NODE && /^[,.;:!?)]/.test(next.data)) {
+        r.orphans.push(where(math.parentElement));
+      }
+    }
+    const text = JSON.stringify(r);
+    if (window.parent !== window) window.parent.postMessage(text, "*");
+    document.body.setAttribute("data-layout-report", text);
+  }
+  window.addEventListener("load", function () { setTimeout(report, 6000); });
+})();
+"""
+# A page that shows another in a frame of a given width: a phone's 390 px viewport (headless
+# Chromium's windows are at least 500 px wide), with the page's report passed up to it.
+HARNESS = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="{src}" style="width:{width}px;height:844px;border:0"></iframe>
+<script>window.addEventListener("message", function (e) {{
+  document.body.setAttribute("data-layout-report", e.data); }});</script>
+</body></html>"""
+DESKTOP, LAPTOP, PHONE = 1440, 1280, 390
+
+
+def probed_copy(page: Path) -> Path:
+    """A copy of a built page, beside it (so its links resolve), with LAYOUT_PROBE added."""
+    copy = page.with_name(f"{page.stem}.probed.html")
+    if not copy.exists():
+        html = page.read_text()
+        copy.write_text(html.replace("</body>", f"<script>{LAYOUT_PROBE}</script></body>", 1))
+    return copy
+
+
+def layout_report(dom: str) -> dict | None:
+    body = parse(dom).body
+    report = body.get("data-layout-report") if body else None
+    return json.loads(report) if report else None
+
+
+def open_at_width(browser: str, page: Path, width: int) -> dict | None:
+    """The layout report of a page shown at a given viewport width (in a frame if < 500 px)."""
+    copy = probed_copy(page)
+    if width >= 500:
+        return layout_report(dump_page(browser, copy.as_uri(), width).dom)
+    harness = page.with_name(f"{page.stem}.at{width}.html")
+    harness.write_text(HARNESS.format(src=copy.name, width=width))
+    return layout_report(dump_page(browser, harness.as_uri(), width + 200).dom)
 
 
 # ---------------------------------------------------------------- checks on a DOM
@@ -461,7 +578,7 @@ def dumps(browser, html_root) -> dict[str, Dump]:
 
     def one(docname):
         page = html_root / f"{docname}.html"
-        return dump_page(browser, page.as_uri()) if page.exists() else None
+        return dump_page(browser, probed_copy(page).as_uri(), DESKTOP) if page.exists() else None
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         return dict(zip(pages, pool.map(one, pages)))
@@ -476,6 +593,7 @@ def test_every_built_page_is_in_the_toc(html_root):
         p.relative_to(html_root).with_suffix("").as_posix()
         for p in html_root.rglob("*.html")
         if not p.relative_to(html_root).parts[0].startswith("_")
+        and len(p.suffixes) == 1  # not the copies the layout tests make (page.probed.html)
     }
     extra = built - pages - {"search", "genindex", "index"}
     assert not extra, f"pages built but not in _toc.yml (so not opened by this test): {extra}"
@@ -586,3 +704,188 @@ def test_checks_catch_raw_math_tracebacks_missing_images_and_widgets(tmp_path):
         "saved widget text not shown: '3tokens'",
         "1 saved widget images, 0 drawn",
     ]
+
+
+# ---------------------------------------------------------------- layout tests
+
+# Elements that may scroll sideways at 1440 px, on purpose: (page, where it is, why).
+# "where" is the start of the measured element's description: "#section-id text...".
+SCROLLS_ON_PURPOSE: list[tuple[str, str, str]] = []
+
+
+def widget_pages() -> list[str]:
+    pages = []
+    for docname in toc_pages():
+        source = source_of(docname)
+        if source.suffix == ".ipynb":
+            meta = json.loads(source.read_text()).get("metadata", {})
+            if meta.get("widgets", {}).get(WIDGET_STATE):
+                pages.append(docname)
+    return pages
+
+
+def reports_at(browser, html_root, pages, width) -> dict[str, dict | None]:
+    def one(docname):
+        page = html_root / f"{docname}.html"
+        return open_at_width(browser, page, width) if page.exists() else None
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        return dict(zip(pages, pool.map(one, pages)))
+
+
+@pytest.fixture(scope="module")
+def on_phone(browser, html_root) -> dict[str, dict | None]:
+    """Every page's layout report in a 390 px wide viewport."""
+    return reports_at(browser, html_root, toc_pages(), PHONE)
+
+
+@pytest.fixture(scope="module")
+def on_laptop(browser, html_root) -> dict[str, dict | None]:
+    """The layout report of every page with widgets in a 1280 px wide window."""
+    return reports_at(browser, html_root, widget_pages(), LAPTOP)
+
+
+def report_of(reports: dict, docname: str) -> dict:
+    report = reports.get(docname)
+    if isinstance(report, Dump):
+        report = layout_report(report.dom)
+    assert report, f"{docname}: the page did not report its layout (did it load?)"
+    return report
+
+
+def on_purpose(docname: str, where: str) -> bool:
+    return any(d == docname and where.startswith(w) for d, w, _ in SCROLLS_ON_PURPOSE)
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_code_and_output_fit_the_column_at_1440px(docname, dumps):
+    report = report_of(dumps, docname)
+    assert report["viewport"] == DESKTOP
+    cut = [
+        f"{s['tag']} {s['where']!r} needs {s['scroll']} px, has {s['client']}"
+        for s in report["scrollers"]
+        if not on_purpose(docname, s["where"])
+    ]
+    assert not cut, f"{docname}: sideways scrolling at {DESKTOP} px:\n" + "\n".join(cut)
+    assert report["page"] <= DESKTOP, f"{docname} is {report['page']} px wide"
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_figures_are_shown_at_80_percent_of_their_size_or_more(docname, dumps):
+    report = report_of(dumps, docname)
+    small = [
+        f"{f['where']!r}: {f['natural']} px drawn, {f['shown']:.0f} px shown"
+        for f in report["figures"]
+        if f["shown"] < 0.8 * f["natural"]
+    ]
+    assert not small, f"{docname}: figures shrunk below 80 % at {DESKTOP} px:\n" + "\n".join(small)
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_no_punctuation_is_orphaned_after_inline_math(docname, dumps, on_phone):
+    for reports in (dumps, on_phone):
+        orphans = report_of(reports, docname)["orphans"]
+        assert not orphans, f"{docname}: punctuation not kept with its math: {orphans[:5]}"
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_a_phone_page_is_no_wider_than_the_screen(docname, on_phone):
+    report = report_of(on_phone, docname)
+    assert report["viewport"] == PHONE, report["viewport"]
+    wide = [f"<{o['tag']}> {o['where']!r} ends at {o['right']} px" for o in report["overflowing"]]
+    assert report["page"] <= PHONE, (
+        f"{docname} lays out {report['page']} px wide on a {PHONE} px phone:\n" + "\n".join(wide)
+    )
+
+
+MIN_WIDTH = {"slider": 120, "dropdown": 120, "text": 120, "number": 60, "button": 60}
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+@pytest.mark.parametrize("docname", widget_pages())
+def test_every_widget_control_is_usable(docname, width, on_laptop, on_phone):
+    report = report_of(on_laptop if width == LAPTOP else on_phone, docname)
+    controls = report["controls"]
+    assert controls, f"{docname}: no widget controls were found at {width} px"
+    bad = [
+        f"{c['kind']} {c['label']!r}: {c['width']} px wide, from {c['left']} to {c['right']} px"
+        for c in controls
+        if c["width"] < MIN_WIDTH[c["kind"]] or c["left"] < 0 or c["right"] > report["viewport"]
+    ]
+    assert not bad, f"{docname} at {width} px:\n" + "\n".join(bad)
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_every_page_has_one_search_box(html_root):
+    for docname in toc_pages():
+        soup = parse((html_root / f"{docname}.html").read_text())
+        boxes = soup.select(".search-button-field")
+        assert len(boxes) == 1, f"{docname} has {len(boxes)} search boxes"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no line per request on stderr
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(html_root):
+    """The built book served over HTTP on 127.0.0.1, as a reader's web server would (Sphinx's
+    search fetches each result's page for its snippet, which a browser refuses over file://)."""
+    handler = partial(QuietHandler, directory=str(html_root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("query", ["tokenizer", "softmax"])
+def test_search_lists_each_page_once_with_a_snippet(query, browser, served):
+    local = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+    dom = dump_page(browser, f"{served}/search.html?q={query}", flags=local).dom
+    results = parse(dom).select("ul.search li")
+    assert len(results) >= 5, f"searching {query!r} found {len(results)} results"
+    pages = [li.find("a")["href"].split("#")[0] for li in results]
+    assert len(pages) == len(set(pages)), f"a page is listed twice: {pages}"
+    assert sum(p.endswith("glossary.html") for p in pages) == 1
+    glossary = next(li for li in results if "glossary.html" in li.find("a")["href"])
+    assert glossary.find("a").get_text() == f"Glossary: {query}"  # the term, with its anchor
+    for li in results:
+        snippet = li.select_one("p.context")
+        text = snippet.get_text() if snippet else ""
+        # the word as typed, or its stem where a page holds only another form ("tokenization")
+        assert query[:5] in text.lower(), f"{li.find('a').get_text()!r}: snippet {text[:120]!r}"
+        if "01_tokenization" in li.find("a")["href"]:
+            assert query in text.lower(), f"a snippet without the word itself: {text[:120]!r}"
+        assert ".md" not in text[:10] and "\\(" not in text
+
+
+def test_layout_probe_catches_cut_code_shrunk_figures_narrow_sliders_and_wide_pages(
+    browser, tmp_path
+):
+    """The control for the layout tests: a page with each fault is reported with it."""
+    svg = "data:image/svg+xml," + (
+        "%3Csvg xmlns='http://www.w3.org/2000/svg' width='1000' height='100'%3E%3C/svg%3E"
+    )
+    page = tmp_path / "faults.html"
+    page.write_text(
+        "<html><body><article class='bd-article' style='width:600px'><section id='s'>"
+        f"<pre style='overflow:auto'>{'x' * 300}</pre><img src=\"{svg}\" style='max-width:100%'>"
+        "<div class='widget-slider widget-inline-hbox'><label class='widget-label'>T</label>"
+        "<div class='slider-container' style='width:30px;height:9px'></div></div>"
+        "<p>a <mjx-container style='display:inline-block'>m</mjx-container>, b</p>"
+        "<div style='width:800px'>wide</div></section></article></body></html>"
+    )
+    desktop, phone = open_at_width(browser, page, DESKTOP), open_at_width(browser, page, PHONE)
+    assert desktop and phone, "the probe reported nothing"
+    assert [s["tag"] for s in desktop["scrollers"]] == ["pre"]
+    assert desktop["scrollers"][0]["where"].startswith("#s xxx")
+    assert [(f["natural"], round(f["shown"])) for f in desktop["figures"]] == [(1000, 600)]
+    assert [(c["kind"], c["label"], c["width"]) for c in desktop["controls"]] == [
+        ("slider", "T", 30)
+    ]
+    assert len(desktop["orphans"]) == 1 and desktop["page"] == DESKTOP
+    assert phone["viewport"] == PHONE and phone["page"] >= 800
+    assert any(o["tag"] == "div" and o["right"] >= 800 for o in phone["overflowing"])

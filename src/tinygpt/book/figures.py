@@ -28,8 +28,8 @@ def draw_attention(ax, weights, labels: Sequence[str], title: str | None = None)
     """
     T = len(labels)
     image = ax.imshow(weights.detach().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(T), labels, rotation=90, fontfamily="monospace", fontsize=8)
-    ax.set_yticks(range(T), labels, fontfamily="monospace", fontsize=8)
+    ax.set_xticks(range(T), labels, rotation=90, fontfamily="monospace", fontsize=9)
+    ax.set_yticks(range(T), labels, fontfamily="monospace", fontsize=9)
     ax.set_xlabel("key: token attended to")
     ax.set_ylabel("query: token looking")
     ax.grid(False)
@@ -136,7 +136,7 @@ def draw_rope_pairs(ax, head_size: int, layout: str = "half-split", title: str |
         for j in (a, b):
             ax.add_patch(Rectangle((j - 0.45, -0.45), 0.9, 0.9, color=colours(i), alpha=0.55))
             ax.text(j, 0, f"$x_{{{j}}}$", ha="center", va="center", fontsize=10)
-            ax.text(j, -0.75, f"pair {i}", ha="center", va="center", fontsize=7, color="0.3")
+            ax.text(j, -0.75, f"pair {i}", ha="center", va="center", fontsize=9, color="0.3")
         ax.annotate(
             "",
             xy=(b, 0.47),
@@ -181,11 +181,11 @@ def draw_kv_sharing(ax, n_head: int, n_kv_head: int, title: str | None = None):
     ]
     for h, g in enumerate(owner):
         ax.plot([h, kv_x[g]], [1.0, 0.0], color=colours(g % 10), linewidth=1.2, zorder=1)
-        ax.scatter([h], [1.0], s=230, color=colours(g % 10), edgecolor="0.2", zorder=2)
-        ax.text(h, 1.0, f"q{h}", ha="center", va="center", fontsize=7, zorder=3)
+        ax.scatter([h], [1.0], s=340, color=colours(g % 10), edgecolor="0.2", zorder=2)
+        ax.text(h, 1.0, f"q{h}", ha="center", va="center", fontsize=9, zorder=3)
     for g, x in enumerate(kv_x):
-        ax.scatter([x], [0.0], s=420, marker="s", color=colours(g % 10), edgecolor="0.2", zorder=2)
-        ax.text(x, 0.0, f"kv{g}", ha="center", va="center", fontsize=7, zorder=3)
+        ax.scatter([x], [0.0], s=560, marker="s", color=colours(g % 10), edgecolor="0.2", zorder=2)
+        ax.text(x, 0.0, f"kv{g}", ha="center", va="center", fontsize=9, zorder=3)
     ax.set_xlim(-0.7, n_head - 0.3)
     ax.set_ylim(-0.4, 1.4)
     ax.axis("off")

@@ -13,6 +13,22 @@ from tinygpt.book.figures import draw_attention
 from tinygpt.book.probes import attention_maps
 from tinygpt.book.tokens import token_labels
 
+# Sizes that keep every control usable from a 390 px phone to a desktop column: a short label of
+# fixed width beside each control, a slider at most SLIDER_WIDTH wide (its track is then at least
+# 120 px on a phone), and rows of controls that wrap instead of running off the screen.
+LABEL_WIDTH = "6.5rem"
+SLIDER_WIDTH = "23rem"
+
+
+def _controls_layout():
+    """The style and layout of one labelled control, and the layout of a wrapping row."""
+    import ipywidgets as widgets
+
+    style = {"description_width": LABEL_WIDTH}
+    control = widgets.Layout(width=SLIDER_WIDTH, max_width="100%")
+    row = widgets.Layout(flex_flow="row wrap", width="calc(100% - 6px)")
+    return style, control, row
+
 
 def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     """A widget to browse a GPT's attention: choose a prompt (or type one), a layer and a head.
@@ -33,16 +49,19 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
 
     config = getattr(model, "config", model)
     block_size = config.block_size
+    style, control, row = _controls_layout()
+    wide = widgets.Layout(width="calc(100% - 6px)")  # less the widget's own margins
     choose = widgets.Dropdown(
-        options=list(prompts), description="Prompt:", layout=widgets.Layout(width="95%")
+        options=list(prompts), description="Prompt:", style=style, layout=wide
     )
     text = widgets.Text(
         value=prompts[0],
         description="Or type:",
         continuous_update=False,
-        layout=widgets.Layout(width="95%"),
+        style=style,
+        layout=wide,
     )
-    status = widgets.Label()
+    status = widgets.HTML()  # HTML, not a Label: a long status wraps on a narrow screen
     image = widgets.Image(format="png")
     cache: dict = {}
 
@@ -57,14 +76,18 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
         return cache[prompt]
 
     first = maps_for(prompts[0])[1]  # the number of layers and heads
-    layer = widgets.IntSlider(value=0, min=0, max=len(first) - 1, description="Layer:")
-    head = widgets.IntSlider(value=0, min=0, max=first[0].size(1) - 1, description="Head:")
+    layer = widgets.IntSlider(
+        value=0, min=0, max=len(first) - 1, description="Layer:", style=style, layout=control
+    )
+    head = widgets.IntSlider(
+        value=0, min=0, max=first[0].size(1) - 1, description="Head:", style=style, layout=control
+    )
 
     def redraw(*_: object) -> None:
         try:
             labels, weights = maps_for(text.value)
         except LookupError as err:  # a RecordedAttention asked for text it did not record
-            status.value = str(err)
+            status.value = html.escape(str(err), quote=False)
             return
         if not labels:
             status.value = "Type some text."
@@ -95,7 +118,9 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     for control in (text, layer, head):
         control.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([choose, text, widgets.HBox([layer, head]), status, image])
+    # Drawn at its own size (not stretched to the column), and shrunk only on a narrow screen.
+    image.layout = widgets.Layout(max_width="100%", height="auto", align_self="flex-start")
+    return widgets.VBox([choose, text, widgets.HBox([layer, head], layout=row), status, image])
 
 
 def sampling_config_from_controls(
@@ -132,42 +157,31 @@ def sampling_playground(
     """
     import ipywidgets as widgets
 
-    style = {"description_width": "initial"}
+    style, control, row = _controls_layout()
+
+    def slider(kind, value, low, high, label, step=None):
+        extra = {} if step is None else {"step": step}
+        return kind(
+            value=value, min=low, max=high, description=label, style=style, layout=control, **extra
+        )
+
     controls = dict(
         prompt=widgets.Text(
-            value=prompt, description="Prompt:", style=style, layout=widgets.Layout(width="95%")
-        ),
-        temperature=widgets.FloatSlider(
-            value=temperature,
-            min=0.0,
-            max=2.0,
-            step=0.05,
-            description="Temperature (0 = greedy):",
+            value=prompt,
+            description="Prompt:",
             style=style,
+            layout=widgets.Layout(width="calc(100% - 6px)"),
         ),
-        top_k=widgets.IntSlider(
-            value=top_k, min=0, max=200, description="Top-k (0 = off):", style=style
+        temperature=slider(widgets.FloatSlider, temperature, 0.0, 2.0, "Temperature", 0.05),
+        top_k=slider(widgets.IntSlider, top_k, 0, 200, "Top-k"),
+        top_p=slider(widgets.FloatSlider, top_p, 0.05, 1.0, "Top-p", 0.05),
+        repetition_penalty=slider(
+            widgets.FloatSlider, repetition_penalty, 1.0, 2.0, "Rep. penalty", 0.05
         ),
-        top_p=widgets.FloatSlider(
-            value=top_p,
-            min=0.05,
-            max=1.0,
-            step=0.05,
-            description="Top-p (1 = off):",
-            style=style,
+        length=slider(widgets.IntSlider, max_new_tokens, 1, 300, "New tokens"),
+        seed=widgets.IntText(
+            value=seed, description="Seed", style=style, layout=widgets.Layout(width="12rem")
         ),
-        repetition_penalty=widgets.FloatSlider(
-            value=repetition_penalty,
-            min=1.0,
-            max=2.0,
-            step=0.05,
-            description="Repetition penalty (1 = off):",
-            style=style,
-        ),
-        length=widgets.IntSlider(
-            value=max_new_tokens, min=1, max=300, description="New tokens:", style=style
-        ),
-        seed=widgets.IntText(value=seed, description="Seed:", style=style),
         button=widgets.Button(description="Generate", button_style="primary"),
         config=widgets.HTML(),
         output=widgets.HTML(),
@@ -192,12 +206,17 @@ def sampling_playground(
 
     c["button"].on_click(generate)
     generate()
+    legend = widgets.HTML(
+        "<small>Temperature 0 is greedy decoding. Top-k 0, top-p 1 and a repetition penalty "
+        "of 1 switch that setting off.</small>"
+    )
     box = widgets.VBox(
         [
             c["prompt"],
-            widgets.HBox([c["temperature"], c["top_k"]]),
-            widgets.HBox([c["top_p"], c["repetition_penalty"]]),
-            widgets.HBox([c["length"], c["seed"], c["button"]]),
+            widgets.HBox([c["temperature"], c["top_k"]], layout=row),
+            widgets.HBox([c["top_p"], c["repetition_penalty"]], layout=row),
+            widgets.HBox([c["length"], c["seed"], c["button"]], layout=row),
+            legend,
             c["config"],
             c["output"],
         ]
