@@ -305,3 +305,19 @@ def test_train_step_clips_the_global_gradient_norm_as_the_formula_says(grad_clip
     scale = min(1.0, grad_clip / (norm.item() + 1e-6))  # torch adds 1e-6 against a zero norm
     for before, p in zip(raw, model.parameters(), strict=True):
         assert torch.allclose(p.grad, before * scale, rtol=1e-9, atol=1e-15)
+
+
+def test_a_run_stopped_by_the_clock_is_evaluated_at_its_last_step(tmp_path, monkeypatch):
+    """When --max-minutes runs out between evaluations, the run is scored at the step it
+    stopped, not at its last multiple of eval_interval: the final weights can be the best."""
+    from tinygpt import train as train_module
+
+    ticks = iter(range(10_000))  # every reading of train's clock is one second later
+    fake_time = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(train_module, "time", fake_time)
+    config = tiny_train(max_steps=1_000, eval_interval=5, max_minutes=0.5, patience=0)
+    result = train(TINY_MODEL, config, tmp_path, progress=False)
+    assert result.stopped == "time" and result.step % 5 != 0
+    evals = [m["step"] for m in result.metrics if m["kind"] == "eval"]
+    assert evals[-1] == result.step and evals[:-1] == list(range(5, result.step, 5))
+    assert ckpt.load(tmp_path / "last.safetensors").meta["step"] == result.step

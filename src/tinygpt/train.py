@@ -553,6 +553,8 @@ def train(
     - ``best.safetensors``: the weights with the lowest validation loss so far;
     - ``metrics.jsonl``: one JSON object per logged step and per evaluation.
 
+    Evaluation runs every ``eval_interval`` steps, at the last step, and at the step where
+    ``max_minutes`` ran out, so a time-bounded run is scored by its final weights too.
     With ``config.init_from`` the weights start from a pretrained GPT-2 (Appendix B).
     ``halt_at_step`` stops early as if interrupted (used to test exact resumption).
     A first Ctrl-C (or SIGTERM) ends the current step, saves ``last.safetensors`` and returns
@@ -652,6 +654,13 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
         if out is not None:
             save_best(out / "best.safetensors", model, config, corpus, state.step, losses)
 
+    def evaluate_and_keep_best() -> bool:
+        """Evaluate, log, keep a new best; False once patience runs out."""
+        losses = evaluate(model, corpus, config, device)
+        log({"kind": "eval", "step": state.step, **losses,
+             "elapsed_s": time.perf_counter() - started})  # fmt: skip
+        return _keep_best(state, losses, config, save_best_now)
+
     result.stopped = "max_steps"
     model.train()
     try:
@@ -662,6 +671,10 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             reason = _stop_reason(state, config, stop, ctx, elapsed, halt_at_step)
             if reason:
                 result.stopped = reason
+                if reason == "time" and state.step % config.eval_interval:
+                    # The budget ran out between evaluations: score the last steps too, or a
+                    # time-bounded run would be judged by weights up to eval_interval steps old.
+                    evaluate_and_keep_best()
                 break
             done = max(state.step / config.max_steps, elapsed / budget if budget else 0.0)
             lr = lr_at(done, config, state.step)
@@ -678,10 +691,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             if bar is not None:
                 bar.update(1)
             if state.step % config.eval_interval == 0 or last:
-                losses = evaluate(model, corpus, config, device)
-                log({"kind": "eval", "step": state.step, **losses,
-                     "elapsed_s": time.perf_counter() - started})  # fmt: skip
-                if not _keep_best(state, losses, config, save_best_now):
+                if not evaluate_and_keep_best():
                     result.stopped = "early_stop"
                     break
                 save_last()
