@@ -227,9 +227,14 @@ LAYOUT_PROBE = r"""
     }
     r.overflowing = r.overflowing.slice(0, 20);
     for (const math of document.querySelectorAll("mjx-container:not([display='true'])")) {
-      const next = math.nextSibling;
-      if (next && next.nodeType === Node.TEXT_NODE && /^[,.;:!?)]/.test(next.data)) {
-        r.orphans.push(where(math.parentElement));
+      let unit = math;  // the formula as the text sees it: maybe inside Sphinx's span.math
+      while (unit.parentElement && unit.parentElement.childNodes.length === 1 &&
+             unit.parentElement.tagName === "SPAN") unit = unit.parentElement;
+      if (unit.parentElement.classList.contains("tinygpt-nowrap")) continue;  // glued
+      const next = unit.nextSibling, prev = unit.previousSibling;
+      const text = (node) => node && node.nodeType === Node.TEXT_NODE ? node.data : "";
+      if (/^[,.;:!?)\]]/.test(text(next)) || /[(\[]$/.test(text(prev))) {
+        r.orphans.push(where(unit.parentElement));
       }
     }
     const text = JSON.stringify(r);
@@ -875,7 +880,8 @@ def test_layout_probe_catches_cut_code_shrunk_figures_narrow_sliders_and_wide_pa
         f"<pre style='overflow:auto'>{'x' * 300}</pre><img src=\"{svg}\" style='max-width:100%'>"
         "<div class='widget-slider widget-inline-hbox'><label class='widget-label'>T</label>"
         "<div class='slider-container' style='width:30px;height:9px'></div></div>"
-        "<p>a <mjx-container style='display:inline-block'>m</mjx-container>, b</p>"
+        "<p>a <mjx-container style='display:inline-block'>m</mjx-container>, b (<span "
+        "class='math'><mjx-container style='display:inline-block'>n</mjx-container></span></p>"
         "<div style='width:800px'>wide</div></section></article></body></html>"
     )
     desktop, phone = open_at_width(browser, page, DESKTOP), open_at_width(browser, page, PHONE)
@@ -886,6 +892,6 @@ def test_layout_probe_catches_cut_code_shrunk_figures_narrow_sliders_and_wide_pa
     assert [(c["kind"], c["label"], c["width"]) for c in desktop["controls"]] == [
         ("slider", "T", 30)
     ]
-    assert len(desktop["orphans"]) == 1 and desktop["page"] == DESKTOP
+    assert len(desktop["orphans"]) == 2 and desktop["page"] == DESKTOP
     assert phone["viewport"] == PHONE and phone["page"] >= 800
     assert any(o["tag"] == "div" and o["right"] >= 800 for o in phone["overflowing"])

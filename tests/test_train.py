@@ -317,7 +317,7 @@ def test_a_run_stopped_by_the_clock_is_evaluated_at_its_last_step(tmp_path, monk
     monkeypatch.setattr(train_module, "time", fake_time)
     config = tiny_train(max_steps=1_000, eval_interval=5, max_minutes=0.5, patience=0)
     result = train(TINY_MODEL, config, tmp_path, progress=False)
-    assert result.stopped == "time" and result.step % 5 != 0
+    assert result.stopped == "time" and result.step % 5 != 0  # fake clock
     evals = [m["step"] for m in result.metrics if m["kind"] == "eval"]
     assert evals[-1] == result.step and evals[:-1] == list(range(5, result.step, 5))
     assert ckpt.load(tmp_path / "last.safetensors").meta["step"] == result.step

@@ -1,22 +1,44 @@
-// Keep punctuation that follows inline math on the math's line: the browser may break a line
-// between MathJax's inline box and a comma, leaving ", batch 64" orphaned at a line's start.
-// After MathJax typesets, the math and the punctuation that follows it are wrapped together in
-// a <span class="tinygpt-nowrap">.
+// Keep punctuation next to inline math on the math's line: the browser may break a line between
+// MathJax's inline box and a comma, leaving ", batch 64" orphaned at a line's start, or an
+// opening bracket alone at a line's end. After MathJax typesets, the formula and the punctuation
+// that touches it are wrapped together in a <span class="tinygpt-nowrap">.
 (function () {
   "use strict";
-  const PUNCTUATION = /^[,.;:!?)\u2019\u201d]+/;
+  const AFTER = /^[,.;:!?)\]\u2019\u201d]+/;  // punctuation that must not start a line
+  const BEFORE = /[(\[\u2018\u201c]+$/;  // brackets that must not end one
+
+  // The element that stands for the formula in the text: MathJax's container, or the
+  // <span class="math"> that Sphinx wraps it in when the container is all the span holds.
+  function unitOf(math) {
+    let unit = math;
+    while (unit.parentElement && unit.parentElement.childNodes.length === 1 &&
+           unit.parentElement.tagName === "SPAN" &&
+           !unit.parentElement.classList.contains("tinygpt-nowrap")) {
+      unit = unit.parentElement;
+    }
+    return unit;
+  }
 
   function glue(root) {
     for (const math of root.querySelectorAll('mjx-container:not([display="true"])')) {
-      const next = math.nextSibling;
-      if (!next || next.nodeType !== Node.TEXT_NODE) continue;
-      const match = PUNCTUATION.exec(next.data);
-      if (!match || math.parentElement.classList.contains("tinygpt-nowrap")) continue;
+      const unit = unitOf(math);
+      if (unit.parentElement && unit.parentElement.classList.contains("tinygpt-nowrap")) continue;
+      const next = unit.nextSibling, prev = unit.previousSibling;
+      const after = next && next.nodeType === Node.TEXT_NODE ? AFTER.exec(next.data) : null;
+      const before = prev && prev.nodeType === Node.TEXT_NODE ? BEFORE.exec(prev.data) : null;
+      if (!after && !before) continue;
       const span = document.createElement("span");
       span.className = "tinygpt-nowrap";
-      math.replaceWith(span);
-      span.append(math, document.createTextNode(match[0]));
-      next.data = next.data.slice(match[0].length);
+      unit.replaceWith(span);
+      if (before) {
+        span.append(document.createTextNode(before[0]));
+        prev.data = prev.data.slice(0, prev.data.length - before[0].length);
+      }
+      span.append(unit);
+      if (after) {
+        span.append(document.createTextNode(after[0]));
+        next.data = next.data.slice(after[0].length);
+      }
     }
   }
 
