@@ -654,13 +654,6 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
         if out is not None:
             save_best(out / "best.safetensors", model, config, corpus, state.step, losses)
 
-    def evaluate_and_keep_best() -> bool:
-        """Evaluate, log, keep a new best; False once patience runs out."""
-        losses = evaluate(model, corpus, config, device)
-        log({"kind": "eval", "step": state.step, **losses,
-             "elapsed_s": time.perf_counter() - started})  # fmt: skip
-        return _keep_best(state, losses, config, save_best_now)
-
     result.stopped = "max_steps"
     model.train()
     try:
@@ -671,10 +664,6 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             reason = _stop_reason(state, config, stop, ctx, elapsed, halt_at_step)
             if reason:
                 result.stopped = reason
-                if reason == "time" and state.step % config.eval_interval:
-                    # The budget ran out between evaluations: score the last steps too, or a
-                    # time-bounded run would be judged by weights up to eval_interval steps old.
-                    evaluate_and_keep_best()
                 break
             done = max(state.step / config.max_steps, elapsed / budget if budget else 0.0)
             lr = lr_at(done, config, state.step)
@@ -691,11 +680,21 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             if bar is not None:
                 bar.update(1)
             if state.step % config.eval_interval == 0 or last:
-                if not evaluate_and_keep_best():
+                losses = evaluate(model, corpus, config, device)
+                log({"kind": "eval", "step": state.step, **losses,
+                     "elapsed_s": time.perf_counter() - started})  # fmt: skip
+                if not _keep_best(state, losses, config, save_best_now):
                     result.stopped = "early_stop"
                     break
                 save_last()
                 meter.restart(state.step)  # evaluation time is not training throughput
+        if result.stopped == "time" and state.step % config.eval_interval:
+            # The budget ran out between evaluations: score the last steps too, or a
+            # time-bounded run would be judged by weights up to eval_interval steps old.
+            losses = evaluate(model, corpus, config, device)
+            log({"kind": "eval", "step": state.step, **losses,
+                 "elapsed_s": time.perf_counter() - started})  # fmt: skip
+            _keep_best(state, losses, config, save_best_now)
         if result.stopped != "max_steps" or state.step % config.eval_interval:
             save_last()
     finally:
