@@ -195,7 +195,6 @@ LAYOUT_PROBE = r"""
       const scrolls = el.tagName === "PRE" || x === "auto" || x === "scroll";
       if (scrolls && el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) {
         r.scrollers.push({where: where(el), tag: el.tagName.toLowerCase(),
-                          purpose: el.closest("[data-scrolls]") ? "marked" : "",
                           scroll: el.scrollWidth, client: el.clientWidth});
       }
     }
@@ -233,8 +232,8 @@ LAYOUT_PROBE = r"""
              unit.parentElement.tagName === "SPAN") unit = unit.parentElement;
       if (unit.parentElement.classList.contains("tinygpt-nowrap")) continue;  // glued
       const next = unit.nextSibling, prev = unit.previousSibling;
-      const text = (node) => node && node.nodeType === Node.TEXT_NODE ? node.data : "";
-      if (/^[,.;:!?)\]]/.test(text(next)) || /[(\[]$/.test(text(prev))) {
+      const data = (node) => node && node.nodeType === Node.TEXT_NODE ? node.data : "";
+      if (/^[,.;:!?)\]]/.test(data(next)) || /[(\[]$/.test(data(prev))) {
         r.orphans.push(where(unit.parentElement));
       }
     }

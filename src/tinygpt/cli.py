@@ -271,6 +271,7 @@ def _finish_run(out: Path, name: str, train_config, result) -> int:
         stopped=result.stopped,
         steps_run=result.step,
         tokens_per_s=_mean_throughput(result.metrics),
+        train_tokens=len(corpus.train),  # for epochs: steps * batch_size * block_size / this
     )
     files.append_line(out / "metrics.jsonl", json.dumps(final))
     import matplotlib
