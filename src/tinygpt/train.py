@@ -650,6 +650,10 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             elapsed = time.perf_counter() - started
             save_state(out / "last.safetensors", state, config, corpus, elapsed)
 
+    def log_evaluation(losses: dict) -> None:
+        log({"kind": "eval", "step": state.step, **losses,
+             "elapsed_s": time.perf_counter() - started})  # fmt: skip
+
     def save_best_now(losses: dict) -> None:
         if out is not None:
             save_best(out / "best.safetensors", model, config, corpus, state.step, losses)
@@ -681,8 +685,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
                 bar.update(1)
             if state.step % config.eval_interval == 0 or last:
                 losses = evaluate(model, corpus, config, device)
-                log({"kind": "eval", "step": state.step, **losses,
-                     "elapsed_s": time.perf_counter() - started})  # fmt: skip
+                log_evaluation(losses)
                 if not _keep_best(state, losses, config, save_best_now):
                     result.stopped = "early_stop"
                     break
@@ -692,8 +695,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             # The budget ran out between evaluations: score the last steps too, or a
             # time-bounded run would be judged by weights up to eval_interval steps old.
             losses = evaluate(model, corpus, config, device)
-            log({"kind": "eval", "step": state.step, **losses,
-                 "elapsed_s": time.perf_counter() - started})  # fmt: skip
+            log_evaluation(losses)
             _keep_best(state, losses, config, save_best_now)
         if result.stopped != "max_steps" or state.step % config.eval_interval:
             save_last()

@@ -21,13 +21,15 @@ SLIDER_WIDTH = "23rem"
 
 
 def _controls_layout():
-    """The style and layout of one labelled control, and the layout of a wrapping row."""
+    """The style and layout of one labelled control, the layout of a wrapping row of them, and
+    that of a control as wide as the column (less the widget's own margins)."""
     import ipywidgets as widgets
 
     style = {"description_width": LABEL_WIDTH}
     control = widgets.Layout(width=SLIDER_WIDTH, max_width="100%")
     row = widgets.Layout(flex_flow="row wrap", width="calc(100% - 6px)")
-    return style, control, row
+    wide = widgets.Layout(width="calc(100% - 6px)")
+    return style, control, row, wide
 
 
 def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
@@ -49,8 +51,7 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
 
     config = getattr(model, "config", model)
     block_size = config.block_size
-    style, control, row = _controls_layout()
-    wide = widgets.Layout(width="calc(100% - 6px)")  # less the widget's own margins
+    style, control, row, wide = _controls_layout()
     choose = widgets.Dropdown(
         options=list(prompts), description="Prompt:", style=style, layout=wide
     )
@@ -157,7 +158,7 @@ def sampling_playground(
     """
     import ipywidgets as widgets
 
-    style, control, row = _controls_layout()
+    style, control, row, wide = _controls_layout()
 
     def slider(kind, value, low, high, label, step=None):
         extra = {} if step is None else {"step": step}
@@ -166,12 +167,7 @@ def sampling_playground(
         )
 
     controls = dict(
-        prompt=widgets.Text(
-            value=prompt,
-            description="Prompt:",
-            style=style,
-            layout=widgets.Layout(width="calc(100% - 6px)"),
-        ),
+        prompt=widgets.Text(value=prompt, description="Prompt:", style=style, layout=wide),
         temperature=slider(widgets.FloatSlider, temperature, 0.0, 2.0, "Temperature", 0.05),
         top_k=slider(widgets.IntSlider, top_k, 0, 200, "Top-k"),
         top_p=slider(widgets.FloatSlider, top_p, 0.05, 1.0, "Top-p", 0.05),
