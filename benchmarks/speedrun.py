@@ -78,6 +78,17 @@ def _train_tokens() -> int:
     return len(prepare_corpus(restrict_vocab=False).train)
 
 
+PROMPT = "Leaving this place is something"  # the original project's prompt (Chapter 6)
+
+
+def sample_from(folder: Path, tokens: int = 60) -> str:
+    """A sample from a run's best checkpoint, at the book's usual settings, fixed seed."""
+    from tinygpt.generate import SamplingConfig, TextGenerator
+
+    generator = TextGenerator.from_checkpoint(folder / "best.safetensors")
+    return generator(PROMPT, tokens, SamplingConfig(temperature=0.8, top_k=50, seed=0))[0]
+
+
 def make_row(name: str, flags: list[str], minutes: float, results: list[dict], note: str) -> dict:
     """A record-log row: every seed, and the median nats/token it is judged by."""
     losses = [r["nats_per_token"] for r in results]
@@ -112,6 +123,9 @@ def collect(name, flags, minutes, seeds, runs: Path, results_dir: Path, note: st
             shutil.copyfile(source / file, kept / file)
         found.append(seed_result(kept))
     row = make_row(name, flags, minutes, found, note)
+    if (run_dir(runs, name, seeds[0]) / "best.safetensors").is_file():
+        row["sample"] = {"seed": seeds[0], "prompt": PROMPT,
+                         "text": sample_from(run_dir(runs, name, seeds[0]))}  # fmt: skip
     with (results_dir / "records.jsonl").open("a") as log:
         log.write(json.dumps(row) + "\n")
     return row

@@ -246,11 +246,11 @@ def prove_from_hf(package_fn, view_fn):
             convert(other)
 
 
-def prove_configure_optimizer(package_fn, view_fn):
+def prove_configure_optimizer(package_fn, view_fn, optimizer="adamw"):
     from tinygpt.model import GPT
     from tinygpt.train import TrainConfig
 
-    config = TrainConfig(weight_decay=0.1)
+    config = TrainConfig(weight_decay=0.1, optimizer=optimizer)
     x, y = torch.randint(0, 37, (2, 4, 9), generator=torch.Generator().manual_seed(0))
     runs = []
     for configure in (package_fn, view_fn):
@@ -273,6 +273,12 @@ def prove_configure_optimizer(package_fn, view_fn):
         assert torch.allclose(tensor, state_v[name], rtol=0, atol=1e-12), name
 
 
+def prove_either_optimizer(package_fn, view_fn):
+    """Chapter 9's configure_optimizer: AdamW as before, and Muon beside AdamW when asked."""
+    for optimizer in ("adamw", "muon"):
+        prove_configure_optimizer(package_fn, view_fn, optimizer)
+
+
 def prove_evaluate(package_fn, view_fn):
     from tinygpt.model import GPT
     from tinygpt.train import Corpus, TrainConfig
@@ -286,16 +292,31 @@ def prove_evaluate(package_fn, view_fn):
     assert package_fn(model, corpus, config, cpu) == view_fn(model, corpus, config, cpu)
 
 
+def prove_lr_at(package_fn, view_fn):
+    """Chapter 6's schedules (warmup, then cosine or constant) at every step of a run."""
+    from tinygpt.train import TrainConfig
+
+    for schedule in ("cosine", "constant"):
+        config = TrainConfig(max_steps=100, warmup_steps=10, lr_schedule=schedule, min_lr=1e-4)
+        for step in range(0, 101, 3):
+            progress = step / 100
+            assert package_fn(progress, config, step) == view_fn(progress, config, step)
+
+
 PROOFS = {
     ("tinygpt.attention.causal_mask", "3"): prove_causal_mask,
     ("tinygpt.attention.scaled_dot_product_attention", "3"): prove_attention_function,
     ("tinygpt.attention.CausalSelfAttention", "4"): prove_attention,
     ("tinygpt.attention.KVCache", "7"): prove_kv_cache,
+    ("tinygpt.attention.CausalSelfAttention", "8"): prove_attention,
     ("tinygpt.model.Block", "5"): prove_config_module,
     ("tinygpt.model.GPT", "5"): prove_gpt,
     ("tinygpt.model.MLP", "5"): prove_config_module,
     ("tinygpt.hf.from_hf", "5"): prove_from_hf,
     ("tinygpt.train.configure_optimizer", "6"): prove_configure_optimizer,
+    ("tinygpt.train.configure_optimizer", "9"): prove_either_optimizer,
+    ("tinygpt.train.configure_muon", "9"): prove_configure_optimizer,
+    ("tinygpt.train.lr_at", "6"): prove_lr_at,
     ("tinygpt.train.evaluate", "6"): prove_evaluate,
     ("tinygpt.train.train_step", "6"): prove_train_step,
 }
@@ -355,7 +376,7 @@ def perturbed(out):
         return tuple(perturbed(o) for o in out)
     if isinstance(out, dict):
         return {k: perturbed(v) for k, v in out.items()}
-    if isinstance(out, torch.optim.Optimizer):
+    if isinstance(out, torch.optim.Optimizer) or hasattr(out, "param_groups"):  # or MuonAdamW
         for group in out.param_groups:
             group["lr"] *= 2
         return out

@@ -139,6 +139,7 @@ class CausalSelfAttention(nn.Module):
         bias: bool = True,
         implementation: str = "sdpa",
         n_kv_head: int | None = None,  # [ch8]
+        qk_norm: bool = False,  # [ch9]
     ) -> None:
         super().__init__()
         n_kv_head = n_head if n_kv_head is None else n_kv_head  # [ch8]
@@ -157,6 +158,7 @@ class CausalSelfAttention(nn.Module):
         self.head_size = n_embd // n_head
         self.dropout = dropout
         self.implementation = implementation
+        self.qk_norm = qk_norm  # [ch9]
         kv_width = n_kv_head * self.head_size  # k and v for nkv heads only [ch8]
         # q, k and v for all heads from one matrix multiply
         # [<ch8] self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
@@ -178,6 +180,15 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, nkv, T, hs) [ch8]
         return q, k, v
 
+    def normalise_qk(  # [ch9]
+        self, q: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """QK-norm: every query and key scaled to RMS 1 (no gain), so a score q·k/√hs
+        lies in [-√hs, √hs] however large the weights grow; attention cannot saturate into a
+        one-hot, which is what lets a higher learning rate train stably (Dehghani et al., 2023)."""
+        shape = (self.head_size,)
+        return F.rms_norm(q, shape), F.rms_norm(k, shape)
+
     def expand_kv(self, kv: torch.Tensor) -> torch.Tensor:  # [ch8]
         """(B, nkv, T, hs) -> (B, nh, T, hs): query head h reads key/value head h // (nh/nkv)."""
         return kv.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
@@ -189,6 +200,8 @@ class CausalSelfAttention(nn.Module):
     ) -> torch.Tensor:
         """The (B, nh, T, T) attention weights for input x (no dropout): what each head looks at."""
         q, k, v = self.split_heads(x)
+        if self.qk_norm:  # [ch9]
+            q, k = self.normalise_qk(q, k)
         if rope is not None:  # [ch8]
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         k, v = self.expand_kv(k), self.expand_kv(v)  # [ch8]
@@ -205,6 +218,8 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         # [<ch8] q, k, v = self.split_heads(x)  # (B, nh, T, hs) each
         q, k, v = self.split_heads(x)  # q (B, nh, T, hs); k, v (B, nkv, T, hs) [ch8]
+        if self.qk_norm:  # [ch9]
+            q, k = self.normalise_qk(q, k)
         if rope is not None:  # rotate q and k, before caching [ch8]
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:  # [ch7]

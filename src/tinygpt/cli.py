@@ -65,8 +65,9 @@ CHOICES = {
     "attn_implementation": ("sdpa", "eager"),
     "pos_embedding": ("learned", "rope"),
     "norm": ("layernorm", "rmsnorm"),
-    "mlp": ("gelu", "swiglu"),
-    "lr_schedule": ("cosine", "constant"),
+    "mlp": ("gelu", "swiglu", "relu2"),
+    "lr_schedule": ("cosine", "constant", "wsd"),
+    "optimizer": ("adamw", "muon"),
     "dtype": ("float32", "bfloat16"),
 }
 
@@ -77,7 +78,8 @@ def field_comments(config_class) -> dict[str, str]:
     for line in inspect.getsource(config_class).splitlines():
         match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)$", line)
         if match:
-            comments[match.group(1)] = match.group(2).strip()
+            text = re.sub(r"\[<?ch\w+\]\s*", "", match.group(2))  # the book's chapter tags
+            comments[match.group(1)] = text.strip()
     return comments
 
 

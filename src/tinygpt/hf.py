@@ -53,12 +53,15 @@ def config_from_hf(hf_config) -> GPTConfig:
 
 def is_gpt2_style(config: GPTConfig) -> bool:
     return (config.pos_embedding, config.norm, config.mlp) == ("learned", "layernorm", "gelu") and (
-        config.kv_heads == config.n_head and config.hidden_size == 4 * config.n_embd
+        config.kv_heads == config.n_head
+        and config.hidden_size == 4 * config.n_embd
+        and not config.qk_norm
     )
 
 
 def is_llama_style(config: GPTConfig) -> bool:
-    return (config.pos_embedding, config.norm, config.mlp) == ("rope", "rmsnorm", "swiglu")
+    styled = (config.pos_embedding, config.norm, config.mlp) == ("rope", "rmsnorm", "swiglu")
+    return styled and not config.qk_norm
 
 
 def config_to_hf(config: GPTConfig):

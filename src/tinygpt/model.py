@@ -42,8 +42,10 @@ class GPTConfig:
     rope_theta: float = 10_000.0  # RoPE's base: the slowest pair turns once per ~2π·base tokens
     norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (Llama)
     norm_eps: float = 1e-5
-    mlp: str = "gelu"  # "gelu" (GPT-2: 4C wide) or "swiglu" (Llama: gated, SiLU)
+    mlp: str = "gelu"  # "gelu" (GPT-2: 4C wide), "swiglu" (Llama: gated, SiLU) or "relu2" (Ch. 9)
     mlp_hidden: int | None = None  # MLP width; None = 4C for gelu, the same parameters for swiglu
+    # Chapter 9: the speedrun's parts. The defaults leave the model as it was.
+    qk_norm: bool = False  # RMS-normalise every query and key before attention
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -74,7 +76,9 @@ class GPTConfig:
                 f"(n_kv_head = n_head is MHA, 1 is MQA, a divisor in between is GQA)"
             )
         choices = dict(
-            pos_embedding=("learned", "rope"), norm=("layernorm", "rmsnorm"), mlp=("gelu", "swiglu")
+            pos_embedding=("learned", "rope"),
+            norm=("layernorm", "rmsnorm"),
+            mlp=("gelu", "swiglu", "relu2"),
         )
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -107,7 +111,7 @@ class GPTConfig:
         2/3 of 4C (rounded up to a multiple of 8), keeping the parameter count about equal."""
         if self.mlp_hidden is not None:
             return self.mlp_hidden
-        if self.mlp == "gelu":
+        if self.mlp in ("gelu", "relu2"):
             return 4 * self.n_embd
         return -(-(8 * self.n_embd // 3) // 8) * 8
 
@@ -138,6 +142,14 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class ReLU2MLP(MLP):
+    """Chapter 9: the MLP with ReLU(x)² in place of GELU (So et al., 2021, "Primer"): as cheap as
+    ReLU, smooth where it turns on, and most hidden units are exactly zero for a given token."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))  # (B, T, C)
 
 
 class SwiGLU(nn.Module):
@@ -199,11 +211,13 @@ class Block(nn.Module):
             config.bias,
             config.attn_implementation,
             n_kv_head=config.kv_heads,  # [ch8]
+            qk_norm=config.qk_norm,  # [ch9]
         )
         # [<ch8] self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.ln_2 = make_norm(config)  # [ch8]
         # [<ch8] self.mlp = MLP(config)
-        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)  # [ch8]
+        # [<ch9] self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
+        self.mlp = {"swiglu": SwiGLU, "relu2": ReLU2MLP}.get(config.mlp, MLP)(config)  # [ch9]
 
     def forward(
         self,

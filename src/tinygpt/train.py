@@ -36,7 +36,9 @@ class TrainConfig:
     learning_rate: float = 2e-3  # peak, reached after warmup
     min_lr: float = 1e-4  # where cosine decay ends
     warmup_steps: int = 50
-    lr_schedule: str = "cosine"  # "cosine" or "constant"
+    lr_schedule: str = "cosine"  # "cosine", "constant" or [ch9] "wsd" (warmup-stable-decay)
+    cooldown: float = 0.4  # [ch9] wsd: the last share of the run, where lr falls to min_lr
+    optimizer: str = "adamw"  # [ch9] "adamw", or "muon" for the blocks' matrices
     weight_decay: float = 0.1  # on matrices only (embeddings and Linear weights)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -88,10 +90,14 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.lr_schedule not in ("cosine", "constant"):
+        if self.lr_schedule not in ("cosine", "constant", "wsd"):
             raise ValueError(
-                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+                f"lr_schedule must be 'cosine', 'constant' or 'wsd', got {self.lr_schedule!r}"
             )
+        if not 0.0 < self.cooldown <= 1.0:
+            raise ValueError(f"cooldown must be in (0, 1], got {self.cooldown}")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
@@ -141,6 +147,30 @@ PRESETS: dict[str, tuple[dict, dict]] = {
             mlp="swiglu",
         ),
         dict(batch_size=32),
+    ),
+    # Chapter 9: the ten-minute speedrun's record. Chapter 8's model with more dropout, trained
+    # in bfloat16, evaluated every 200 steps, cooled down to zero by a warmup-stable-decay schedule.
+    "speedrun": (
+        dict(
+            block_size=128,
+            n_layer=4,
+            n_head=4,
+            n_kv_head=2,
+            n_embd=192,
+            dropout=0.2,
+            tie_weights=True,
+            bias=False,
+            pos_embedding="rope",
+            norm="rmsnorm",
+            mlp="swiglu",
+        ),
+        dict(
+            batch_size=32,
+            dtype="bfloat16",
+            lr_schedule="wsd",
+            min_lr=0.0,
+            eval_interval=200,
+        ),
     ),
 }
 
@@ -210,15 +240,20 @@ def lr_at(progress: float, config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "constant":
         return config.learning_rate
     progress = min(max(progress, 0.0), 1.0)
+    if config.lr_schedule == "wsd":  # [ch9] hold the peak, then fall linearly to min_lr
+        share_left = min(1.0, (1.0 - progress) / config.cooldown)  # 1 until the cooldown
+        return config.min_lr + share_left * (config.learning_rate - config.min_lr)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return config.min_lr + cosine * (config.learning_rate - config.min_lr)
 
 
 def configure_optimizer(
     model: torch.nn.Module, config: TrainConfig, device: torch.device
-) -> torch.optim.AdamW:
+) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices (≥ 2-D) only: biases and norm gains are not
     shrunk towards zero, which would only fight the normalisation they implement."""
+    if config.optimizer == "muon":  # [ch9]
+        return configure_muon(model, config, device)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -232,6 +267,85 @@ def configure_optimizer(
         betas=(config.beta1, config.beta2),
         fused=device.type == "cuda",  # [chA]
     )
+
+
+class MuonAdamW:
+    """Chapter 9: Muon for the blocks' weight matrices, AdamW for everything else, as one
+    optimizer (``step``, ``zero_grad``, ``param_groups`` and a torch-style ``state_dict``).
+
+    Muon orthogonalises each matrix's momentum (``tinygpt.optim`` writes the iteration out):
+    every direction of a matrix's update gets the same step. That suits the hidden matrices,
+    not the embedding (a lookup table: each row sees only its own token's gradient) or the
+    gains. ``match_rms_adamw`` scales Muon's step to the size of an AdamW step (Liu et al.,
+    2025), so one learning rate and one schedule drive both halves.
+    """
+
+    def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW) -> None:
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """Both optimizers' groups (train_step sets each one's lr), read afresh each time:
+        loading a state dict replaces an optimizer's group dicts."""
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def _muon_params(self) -> int:
+        return sum(len(group["params"]) for group in self.muon.param_groups)
+
+    def state_dict(self) -> dict:
+        """One torch-style state dict: Muon's parameters are numbered first, then AdamW's."""
+        muon, adamw, n = self.muon.state_dict(), self.adamw.state_dict(), self._muon_params()
+        state = {**muon["state"], **{i + n: s for i, s in adamw["state"].items()}}
+        groups = muon["param_groups"] + [
+            {**g, "params": [i + n for i in g["params"]]} for g in adamw["param_groups"]
+        ]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, saved: dict) -> None:
+        n, split = self._muon_params(), len(self.muon.param_groups)
+        self.muon.load_state_dict({
+            "state": {i: s for i, s in saved["state"].items() if i < n},
+            "param_groups": saved["param_groups"][:split],
+        })  # fmt: skip
+        self.adamw.load_state_dict({
+            "state": {i - n: s for i, s in saved["state"].items() if i >= n},
+            "param_groups": [
+                {**g, "params": [i - n for i in g["params"]]} for g in saved["param_groups"][split:]
+            ],
+        })  # fmt: skip
+
+
+def configure_muon(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> MuonAdamW:
+    """Muon on the blocks' 2-D weights (attention and MLP); AdamW on embeddings, gains, biases."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    hidden = [p for n, p in named if p.dim() == 2 and n.startswith("transformer.h.")]
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for n, p in named if id(p) not in hidden_ids]
+    muon = torch.optim.Muon(
+        hidden,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        momentum=0.95,
+        adjust_lr_fn="match_rms_adamw",
+    )
+    adamw = torch.optim.AdamW(
+        [
+            {"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
+            {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
+        betas=(config.beta1, config.beta2),
+        fused=device.type == "cuda",  # [chA]
+    )
+    return MuonAdamW(muon, adamw)
 
 
 @dataclass

@@ -47,6 +47,8 @@ CHAPTER_NAMES: dict[str, tuple[str, ...]] = {
           "kv_width", "nkv", "expand_kv", "enable_gqa", "gqa", "RMSNorm", "SwiGLU",
           "make_norm", "norm_eps", "pos_embedding", "rope_theta", "mlp_hidden", "silu",
           "hidden_size", "Llama", "llama", "LlamaForCausalLM"),
+    "9": ("Muon", "muon", "MuonAdamW", "configure_muon", "newton_schulz", "qk_norm",
+          "normalise_qk", "rms_norm", "ReLU2MLP", "relu2", "wsd", "cooldown"),
     "A": ("linear_cross_entropy", "return_logits", "autocast", "bfloat16", "bf16",
           "compile", "DDP", "distributed", "forward_fn"),
     "B": ("load_gpt2", "hf_layout", "from_pretrained"),
