@@ -1,11 +1,13 @@
-"""Quality under a wall-clock budget: the default recipe against the original (seed) config.
+"""Quality under a wall-clock budget: Chapter 9's speedrun recipe, Chapter 6's default recipe
+and the original (seed) config.
 
 Each run is the real CLI (`tinygpt train --preset P [flags] --max-minutes M --out DIR/NAME`)
 with the same budget, one after the other; then all are compared on the *full* validation split
 (every token once, loss in GPT-2's token space; nats per token and per character), with their
 throughput, their KV-cache size and a sample from each.
 
-    python benchmarks/quality.py                 # 10 minutes per preset
+    python benchmarks/quality.py                 # 10 minutes per preset, three presets
+    python benchmarks/quality.py --presets speedrun   # only the speedrun's final recipe
     python benchmarks/quality.py --minutes 2 --out /tmp/quality
 """
 
@@ -84,7 +86,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="budget per preset")
-    parser.add_argument("--presets", nargs="+", default=["default", "seed"])
+    parser.add_argument("--presets", nargs="+", default=["speedrun", "default", "seed"])
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     results = {
