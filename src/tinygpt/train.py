@@ -111,6 +111,22 @@ class TrainConfig:
             )
 
 
+# Chapter 8's model: the default recipe's with Llama's parts (RoPE, GQA, RMSNorm, SwiGLU, no
+# biases). Chapter 9's speedrun trains the same model.
+LLAMA_MODEL = dict(
+    block_size=128,
+    n_layer=4,
+    n_head=4,
+    n_kv_head=2,
+    n_embd=192,
+    dropout=0.1,
+    tie_weights=True,
+    bias=False,
+    pos_embedding="rope",
+    norm="rmsnorm",
+    mlp="swiglu",
+)
+
 # The original project's configuration, and the recipe this book arrives at in Chapter 6.
 PRESETS: dict[str, tuple[dict, dict]] = {
     "seed": (
@@ -131,39 +147,12 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.1, tie_weights=True),
         dict(batch_size=32),
     ),
-    # Chapter 8: the default recipe with Llama's parts (RoPE, GQA, RMSNorm, SwiGLU, no biases).
-    "llama": (
-        dict(
-            block_size=128,
-            n_layer=4,
-            n_head=4,
-            n_kv_head=2,
-            n_embd=192,
-            dropout=0.1,
-            tie_weights=True,
-            bias=False,
-            pos_embedding="rope",
-            norm="rmsnorm",
-            mlp="swiglu",
-        ),
-        dict(batch_size=32),
-    ),
+    # Chapter 8: the default recipe with Llama's parts.
+    "llama": (LLAMA_MODEL, dict(batch_size=32)),
     # Chapter 9: the ten-minute speedrun's record. Chapter 8's model with more dropout, trained
     # in bfloat16, evaluated every 200 steps, cooled down to zero by a warmup-stable-decay schedule.
     "speedrun": (
-        dict(
-            block_size=128,
-            n_layer=4,
-            n_head=4,
-            n_kv_head=2,
-            n_embd=192,
-            dropout=0.2,
-            tie_weights=True,
-            bias=False,
-            pos_embedding="rope",
-            norm="rmsnorm",
-            mlp="swiglu",
-        ),
+        {**LLAMA_MODEL, "dropout": 0.2},
         dict(
             batch_size=32,
             dtype="bfloat16",
