@@ -1,4 +1,5 @@
-"""The ``tinygpt`` command: ``tinygpt train`` (Chapter 6) and ``tinygpt sample`` (Chapter 7).
+"""The ``tinygpt`` command: ``tinygpt train`` (Chapter 6), ``tinygpt sample`` (Chapter 7), and
+``tinygpt finetune`` and ``tinygpt classify`` (Chapter 10, in ``tinygpt.cli_finetune``).
 
 Every field of GPTConfig and TrainConfig is a flag (``--n-layer 6``, ``--restrict-vocab false``).
 
@@ -28,6 +29,7 @@ from pathlib import Path
 NOT_FLAGS = {"vocab_size"}  # follows the data (GPT-2's, or the restricted vocabulary)
 DEBUG_ENV = "TINYGPT_DEBUG"
 OFF = ("", "0", "false", "no", "off")
+END_OF_TEXT = "<|endoftext|>"
 DEBUG_HELP = f"on an error, print its traceback too (or set {DEBUG_ENV}=1)"
 
 
@@ -172,7 +174,21 @@ def build_parser() -> Parser:
     sample.add_argument("--seed", type=int, default=None, help="fix the random draws")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sample.add_argument("--no-stream", action="store_true", help="print each sample when done")
+    sample.add_argument(
+        "--adapter",
+        type=path_flag,
+        default=None,
+        help="a fine-tune of the checkpoint (tinygpt finetune --task instruct) to apply",
+    )
+    sample.add_argument(
+        "--instruction",
+        default=None,
+        help="with an instruction fine-tune: the instruction; --prompt becomes its input",
+    )
     sample.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    from tinygpt import cli_finetune
+
+    cli_finetune.add_parsers(commands)
     return parser
 
 
@@ -309,10 +325,16 @@ def run_sample(args: argparse.Namespace) -> int:
         args.prompt.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
         raise ValueError("--prompt is not valid UTF-8; check the terminal's encoding") from None
+    if args.instruction is not None and args.adapter is None:
+        raise ValueError("--instruction needs --adapter: an instruction fine-tune to follow it")
     device = pick_device(args.device)
     checkpoint = args.checkpoint.expanduser()
     path = checkpoint / "best.safetensors" if checkpoint.is_dir() else checkpoint
     generator = TextGenerator.from_checkpoint(path, device)
+    if args.adapter is not None:
+        from tinygpt.cli_finetune import with_adapter
+
+        args.prompt = with_adapter(generator, path, args.adapter, args.instruction, args.prompt)
     ids = generator.encode(args.prompt)
     window = generator.model.config.block_size
     if len(ids) > window:
@@ -332,13 +354,13 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.num_samples == 1 and not args.no_stream:
         sys.stdout.write(args.prompt)
         for pieces in generator.stream(args.prompt, args.max_new_tokens, config):
-            sys.stdout.write(pieces[0])
+            sys.stdout.write(pieces[0].replace(END_OF_TEXT, ""))
             sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
     texts = generator(args.prompt, args.max_new_tokens, config, args.num_samples)
     for i, text in enumerate(texts, start=1):
-        print(f"--- sample {i} ---\n{text}")
+        print(f"--- sample {i} ---\n{text.replace(END_OF_TEXT, '')}")
     return 0
 
 
@@ -448,9 +470,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         args = parser.parse_args(argv)
-        if args.command == "train":
-            return run_train(args)
-        return run_sample(args)
+        if args.command in ("finetune", "classify"):  # Chapter 10
+            from tinygpt import cli_finetune
+
+            return cli_finetune.run(args)
+        return run_train(args) if args.command == "train" else run_sample(args)
     except InterruptedRunError as err:
         return _fail(str(err), 130, debug)
     except KeyboardInterrupt:  # before anything was written
@@ -478,8 +502,10 @@ def describe_error(err: Exception) -> tuple[str, int]:
             f"PYTHONIOENCODING=utf-8 (or a UTF-8 locale) and run again",
             2,
         )
-    if isinstance(err, MemoryError) or "can't allocate memory" in str(err) or (
-        type(err).__name__ == "OutOfMemoryError"
+    if (
+        isinstance(err, MemoryError)
+        or "can't allocate memory" in str(err)
+        or (type(err).__name__ == "OutOfMemoryError")
     ):
         return (
             "not enough memory for this model and batch; use a smaller --batch-size, "

@@ -1,0 +1,199 @@
+"""The fine-tuning commands (Chapter 10): ``tinygpt finetune``, ``tinygpt classify``, and the
+``--adapter`` of ``tinygpt sample``. ``tinygpt.cli.main`` is their error boundary, as for every
+command: a failure is one ``tinygpt: error:`` line, and a refused command writes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tinygpt.cli import DEBUG_HELP, InterruptedRunError, path_flag
+
+
+def add_parsers(commands) -> None:
+    from tinygpt.finetune import LEARNING_RATES, METHODS, TASKS
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    tune = commands.add_parser(
+        "finetune", help="fine-tune a trained model (Chapter 10)", formatter_class=defaults
+    )
+    tune.add_argument(
+        "--base",
+        required=True,
+        help="a tinygpt train run folder or checkpoint, or GPT-2: a hub name (gpt2) or a folder "
+        "with config.json and model.safetensors",
+    )
+    tune.add_argument(
+        "--task",
+        choices=TASKS,
+        default="classify",
+        help="classify: a label per text; instruct: a response per prompt",
+    )
+    tune.add_argument("--method", choices=METHODS, default="lora", help="what trains")
+    tune.add_argument(
+        "--data",
+        type=path_flag,
+        default=None,
+        help="JSON Lines of your own examples: {text, label} or {instruction, input, response}; "
+        "the last 10%% validate (default: the book's word-order or instruction task)",
+    )
+    tune.add_argument(
+        "--out", type=path_flag, default=None, help="folder to write (default: runs/finetune-TASK)"
+    )
+    tune.add_argument("--overwrite", action="store_true", help="replace a fine-tune in OUT")
+    tune.add_argument("--lora-rank", type=int, default=8, help="r: the adapters' rank")
+    tune.add_argument("--lora-alpha", type=float, default=16.0, help="updates scale by alpha/r")
+    tune.add_argument("--lora-targets", default="c_attn,c_proj,c_fc", help="layers to adapt")
+    tune.add_argument("--no-mask", action="store_true", help="instruct: learn the prompts too")
+    tune.add_argument("--steps", type=int, default=300)
+    tune.add_argument("--batch-size", type=int, default=32)
+    rates = ", ".join(f"{k} {v:g}" for k, v in LEARNING_RATES.items())
+    tune.add_argument("--learning-rate", type=float, default=0.0, help=f"0 = by method: {rates}")
+    tune.add_argument("--eval-interval", type=int, default=50)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--block-size", type=int, default=128, help="GPT-2 bases: window cropped")
+    tune.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+
+    classify = commands.add_parser("classify", help="label texts with a classifier fine-tune")
+    classify.add_argument("--checkpoint", type=path_flag, required=True, help="the base model")
+    classify.add_argument("--adapter", type=path_flag, required=True, help="the fine-tune")
+    classify.add_argument("text", nargs="+", help="texts to label")
+    classify.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_finetune(args) if args.command == "finetune" else run_classify(args)
+
+
+def with_adapter(generator, base: Path, adapter: Path, instruction: str | None, prompt: str) -> str:
+    """Apply an instruction fine-tune to ``generator``; return the prompt to continue."""
+    from tinygpt.data import sha256_of
+    from tinygpt.finetune import Classifier, apply
+    from tinygpt.tasks import TEMPLATE
+
+    model = apply(generator, adapter.expanduser(), sha256_of(base))
+    if isinstance(model, Classifier):
+        raise ValueError(f"--adapter {adapter} is a classifier: it labels texts (tinygpt classify)")
+    if instruction is None:
+        return prompt
+    return TEMPLATE.format(instruction=instruction, input=prompt)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    import torch
+
+    from tinygpt.data import sha256_of
+    from tinygpt.finetune import Classifier, apply, read
+    from tinygpt.generate import TextGenerator
+
+    checkpoint = args.checkpoint.expanduser()
+    path = checkpoint / "best.safetensors" if checkpoint.is_dir() else checkpoint
+    generator = TextGenerator.from_checkpoint(path)
+    model = apply(generator, args.adapter.expanduser(), sha256_of(path))
+    if not isinstance(model, Classifier):
+        raise ValueError(f"--adapter {args.adapter} writes text; use tinygpt sample --adapter")
+    labels = read(args.adapter.expanduser())[0].labels
+    window = model.gpt.config.block_size
+    for text in args.text:
+        ids = torch.tensor([generator.encode(text)[-window:]])
+        with torch.no_grad():
+            probs = model(ids, torch.tensor([ids.size(1)])).softmax(-1)[0].tolist()
+        best = max(range(len(labels)), key=probs.__getitem__)
+        shares = ", ".join(f"{name} {p:.2f}" for name, p in zip(labels, probs))
+        print(f"{labels[best]}\t({shares})\t{' '.join(text.split())[:60]}")
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune ``--base`` and write OUT/finetuned.safetensors, config.json, metrics.jsonl."""
+    from tinygpt import files
+    from tinygpt import finetune as ft
+
+    config = ft.FinetuneConfig(
+        task=args.task,
+        method=args.method,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_targets=args.lora_targets,
+        mask_prompt=not args.no_mask,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        eval_interval=args.eval_interval,
+        seed=args.seed,
+    )
+    if args.no_mask and args.task != "instruct":
+        raise ValueError("--no-mask applies to --task instruct only")
+    out = (args.out or Path("runs") / f"finetune-{args.task}").expanduser()
+    if (out / "finetuned.safetensors").exists() and not args.overwrite:
+        raise ValueError(f"{out} already holds a fine-tune; choose another --out or --overwrite")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    train_set, val_set, labels = finetune_data(args.task, args.data)
+    config.labels = labels
+    generator, base_sha = ft.load_base(args.base, args.block_size)
+    print(
+        f"tinygpt finetune: {args.method} on {args.task} ({len(train_set)} training and "
+        f"{len(val_set)} validation examples), writing to {out}",
+        flush=True,
+    )
+    try:
+        model, metrics = finetune_run(generator, config, train_set, val_set)
+    except KeyboardInterrupt:
+        raise InterruptedRunError(f"interrupted; nothing was written to {out}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    ft.save(out / "finetuned.safetensors", model, config, base_sha)
+    files.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+    last = metrics[-1]
+    shown = {k: round(v, 4) for k, v in last.items() if k not in ("kind", "step")}
+    print(f"step {last['step']}: validation {shown}; wrote {out / 'finetuned.safetensors'}")
+    return 0
+
+
+def finetune_data(task: str, data: Path | None) -> tuple[list, list, tuple[str, ...]]:
+    """(train, validation, label names): your JSON Lines file's, or the book's task's."""
+    from tinygpt import tasks
+    from tinygpt.data import load_text
+
+    if data is not None:
+        examples, labels = tasks.read_jsonl(data, task)
+        n_val = max(1, len(examples) // 10)
+        return examples[:-n_val], examples[-n_val:], labels
+    split = tasks.split_speeches(load_text())
+    if task == "classify":
+        make, labels = tasks.order_examples, tasks.ORDER_LABELS
+    else:
+        make, labels = tasks.instruction_examples, ()
+    return make(split["train"]), make(split["val"]), labels
+
+
+def finetune_run(generator, config, train_set: list, val_set: list):
+    """Prepare, train and measure; returns the model and its metrics."""
+    import torch
+
+    from tinygpt import finetune as ft
+
+    eot = ft.add_end_of_text(generator) if config.task == "instruct" else None
+    pad_id = eot if eot is not None else 0
+    torch.manual_seed(config.seed)
+    model = ft.prepare(generator.model, config)
+    train_data = ft.Encoded(generator, train_set, eot)
+    val_data = ft.Encoded(generator, val_set, eot)
+
+    def evaluate(step: int) -> dict:
+        if config.task == "classify":
+            right = (ft.predict(model, val_data, pad_id) == val_data.labels).sum().item()
+            return {"val_accuracy": right / len(val_data)}
+        return {"val_loss": ft.mean_response_loss(model, val_data, pad_id)}
+
+    def log(entry: dict) -> None:
+        if entry["kind"] == "val":
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("val"))
+            print(f"step {entry['step']}: {shown}", file=sys.stderr, flush=True)
+
+    metrics = ft.finetune(model, train_data, config, pad_id, evaluate, log)
+    return model, metrics

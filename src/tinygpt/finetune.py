@@ -1,0 +1,398 @@
+"""Fine-tuning a trained GPT (Chapter 10): a classifier head, instruction tuning, LoRA.
+
+* **Classification**: the LM head (C -> V) is replaced by a head (C -> K classes), read at each
+  example's last real token. With right padding and causal attention, the padding after that
+  token cannot change it, so no attention mask is needed.
+* **Instruction tuning**: prompt + response + <|endoftext|>, with the loss on the response
+  tokens only (targets elsewhere are ``IGNORE``), so that the model learns to answer rather
+  than to recite prompts. Batches of uneven length are padded on the right.
+* **Methods**: ``head`` (only the new head trains), ``full`` (everything), ``lora`` (low-rank
+  adapters beside frozen weights, ``tinygpt.lora``, plus the new head), and ``scratch`` (the
+  same network from random weights: what pretraining is measured against).
+
+A fine-tune is saved as one safetensors file of the tensors it changed, with the settings and
+the base checkpoint's sha256, so that it is only ever applied to the weights it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from tinygpt import files
+from tinygpt.checkpoint import CheckpointError
+from tinygpt.generate import SamplingConfig, TextGenerator
+from tinygpt.lora import add_lora, lora_state
+from tinygpt.model import GPT
+from tinygpt.tasks import Labelled
+from tinygpt.vocab import RestrictedVocab
+
+IGNORE = -100  # a target that adds nothing to the loss (PyTorch's default ignore_index)
+FORMAT = "tinygpt-finetune"
+METHODS = ("head", "full", "lora", "scratch")
+TASKS = ("classify", "instruct")
+# One peak learning rate per method (not tuned per task): a new head or adapter starts from
+# nothing and can move fast; pretrained weights should move little; scratch is Chapter 8's rate.
+LEARNING_RATES = {"head": 3e-3, "lora": 2e-3, "full": 3e-4, "scratch": 1e-3}
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = "classify"  # classify: a label per text; instruct: a response per prompt
+    method: str = "full"  # head, full, lora or scratch
+    lora_rank: int = 8  # r: the adapters' rank
+    lora_alpha: float = 16.0  # the update is scaled by alpha / r
+    lora_targets: str = "c_attn,c_proj,c_fc"  # which linear layers get adapters
+    mask_prompt: bool = True  # instruct: loss on the response only
+    steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 0.0  # 0: the method's default (LEARNING_RATES)
+    eval_interval: int = 50
+    seed: int = 0
+    labels: tuple[str, ...] = field(default_factory=tuple)  # classify: class names, by id
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.task == "instruct" and self.method == "head":
+            raise ValueError(
+                "--method head trains a classifier's head; for instruct use lora or full"
+            )
+        if isinstance(self.lora_rank, bool) or self.lora_rank < 1:
+            raise ValueError(f"--lora-rank must be a positive integer, got {self.lora_rank}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"--lora-alpha must be positive, got {self.lora_alpha}")
+        for name in ("steps", "batch_size", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.learning_rate < 0 or not math.isfinite(self.learning_rate):
+            raise ValueError(f"--learning-rate must be >= 0, got {self.learning_rate}")
+        self.labels = tuple(self.labels)
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rate or LEARNING_RATES[self.method]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
+
+
+class Classifier(nn.Module):
+    """A GPT whose LM head is replaced by a (C -> K) head, read at each row's last real token."""
+
+    def __init__(self, gpt: GPT, n_classes: int) -> None:
+        super().__init__()
+        gpt.lm_head = nn.Linear(gpt.config.n_embd, n_classes)  # unties it from wte, if tied
+        nn.init.normal_(gpt.lm_head.weight, std=0.02)
+        nn.init.zeros_(gpt.lm_head.bias)
+        self.gpt = gpt
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        scores, _ = self.gpt(idx)  # (B, T, K): the head applied at every position
+        return scores[torch.arange(idx.size(0), device=idx.device), lengths - 1]  # (B, K)
+
+
+def add_end_of_text(generator: TextGenerator) -> int:
+    """Make ``<|endoftext|>`` a token the model can read and write; return its model id.
+
+    A restricted vocabulary (Chapter 6) keeps only tokens of the training text, and
+    ``<|endoftext|>`` is not one. GPT-2's id for it, 50256, is the largest, so it takes the
+    local id after the kept tokens and the unknown bucket moves up one. Its new row starts at
+    the mean of the embeddings (Hewitt, 2021): a typical token, not a random one."""
+    vocab, model = generator.vocab, generator.model
+    if vocab is None:
+        return generator.eot
+    if bool((vocab.kept == generator.eot).any()):
+        return int(vocab.to_local(torch.tensor(generator.eot)))
+    old = model.transformer.wte.weight.detach()  # (V, C): kept rows, then unk
+    mean = old[:-1].mean(dim=0, keepdim=True)
+    model.transformer.wte = nn.Embedding(old.size(0) + 1, old.size(1), device=old.device)
+    with torch.no_grad():
+        model.transformer.wte.weight.copy_(torch.cat([old[:-1], mean, old[-1:]]))
+    if model.config.tie_weights:
+        model.lm_head = nn.Linear(old.size(1), old.size(0) + 1, bias=False)
+        model.lm_head.weight = model.transformer.wte.weight
+    else:
+        head = model.lm_head.weight.detach()
+        model.lm_head = nn.Linear(old.size(1), old.size(0) + 1, bias=False)
+        with torch.no_grad():
+            model.lm_head.weight.copy_(torch.cat([head[:-1], head[:-1].mean(0, True), head[-1:]]))
+    model.config = replace(model.config, vocab_size=old.size(0) + 1)
+    generator.vocab = RestrictedVocab(torch.cat([vocab.kept, torch.tensor([generator.eot])]))
+    return int(generator.vocab.to_local(torch.tensor(generator.eot)))
+
+
+def prepare(gpt: GPT, config: FinetuneConfig) -> nn.Module:
+    """The model to fine-tune, with only what ``config.method`` trains left trainable."""
+    if config.method == "scratch":
+        gpt = GPT(gpt.config)  # the same network, random weights (seeded by the caller)
+    model = Classifier(gpt, len(config.labels)) if config.task == "classify" else gpt
+    if config.method == "head":
+        gpt.requires_grad_(False)
+        gpt.lm_head.requires_grad_(True)
+    elif config.method == "lora":
+        gpt.requires_grad_(False)
+        add_lora(gpt.transformer, config.lora_rank, config.lora_alpha, config.targets)
+        if config.task == "classify":
+            gpt.lm_head.requires_grad_(True)  # a new head has nothing to adapt: it trains
+    return model
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    """(B, T) with every row padded on the right to the longest."""
+    longest = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (longest - len(r)) for r in rows])
+
+
+def classify_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows -> (idx (B, T), lengths (B,))."""
+    return pad(rows, pad_id), torch.tensor([len(r) for r in rows])
+
+
+def instruct_batch(
+    prompts: list[list[int]], responses: list[list[int]], pad_id: int, mask_prompt: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets (B, T) for next-token training on prompt + response.
+
+    Targets are the inputs shifted by one; padding's targets are IGNORE, and so are the
+    prompt's if ``mask_prompt``: the first target that counts is the response's first token."""
+    inputs, targets = [], []
+    for prompt, response in zip(prompts, responses):
+        sequence = prompt + response
+        target = sequence[1:]
+        if mask_prompt:
+            target = [IGNORE] * (len(prompt) - 1) + target[len(prompt) - 1 :]
+        inputs.append(sequence[:-1])
+        targets.append(target)
+    return pad(inputs, pad_id), pad(targets, IGNORE)
+
+
+def response_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood over the targets that are not IGNORE.
+
+    logits: (B, T, V); targets: (B, T). Equal to F.cross_entropy(..., ignore_index=IGNORE)."""
+    counted = targets != IGNORE  # (B, T)
+    log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return -(picked * counted).sum() / counted.sum().clamp(min=1)
+
+
+class Encoded:
+    """A task's examples as model token ids, cropped to the model's window."""
+
+    def __init__(self, generator: TextGenerator, examples: list, eot: int | None = None) -> None:
+        window = generator.model.config.block_size
+        self.examples = examples
+        self.classify = bool(examples) and isinstance(examples[0], Labelled)
+        if self.classify:  # the end of a long text: the last token must be its last token
+            self.rows = [generator.encode(e.text)[-window:] for e in examples]
+            self.labels = torch.tensor([e.label for e in examples])
+        else:
+            self.prompts = [generator.encode(e.prompt) for e in examples]
+            self.responses = [generator.encode(e.response) + [eot] for e in examples]
+            for i, (p, r) in enumerate(zip(self.prompts, self.responses)):
+                if len(p) + len(r) - 1 > window:  # crop the prompt's start, keep its end
+                    self.prompts[i] = p[len(p) + len(r) - 1 - window :]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def batch(self, picks: list[int], pad_id: int, mask_prompt: bool = True) -> tuple:
+        if self.classify:
+            return (*classify_batch([self.rows[i] for i in picks], pad_id), self.labels[picks])
+        prompts = [self.prompts[i] for i in picks]
+        return instruct_batch(prompts, [self.responses[i] for i in picks], pad_id, mask_prompt)
+
+
+def batch_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
+    if isinstance(model, Classifier):
+        idx, lengths, labels = batch
+        return F.cross_entropy(model(idx, lengths), labels)
+    inputs, targets = batch
+    return response_loss(model(inputs)[0], targets)
+
+
+def lr_at(step: int, steps: int, peak: float) -> float:
+    """Linear warmup over the first 10% of steps, then linear decay to zero."""
+    warmup = max(1, steps // 10)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (steps - step) / (steps - warmup)
+
+
+def finetune(
+    model: nn.Module,
+    train: Encoded,
+    config: FinetuneConfig,
+    pad_id: int,
+    evaluate: Callable[[int], dict] | None = None,
+    log: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """AdamW on the trainable parameters for ``config.steps`` batches drawn at random.
+
+    Returns the metrics: the training loss every step, and ``evaluate(step)`` every
+    ``eval_interval`` steps and at the end."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    draws = torch.Generator().manual_seed(config.seed)
+    metrics = []
+    for step in range(config.steps):
+        model.train()
+        picks = torch.randint(len(train), (config.batch_size,), generator=draws).tolist()
+        loss = batch_loss(model, train.batch(picks, pad_id, config.mask_prompt))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config.steps, config.lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        metrics.append({"kind": "train", "step": step + 1, "loss": loss.item()})
+        if evaluate and ((step + 1) % config.eval_interval == 0 or step + 1 == config.steps):
+            metrics.append({"kind": "val", "step": step + 1, **evaluate(step + 1)})
+        if log:
+            log(metrics[-1])
+    return metrics
+
+
+@torch.no_grad()
+def predict(model: Classifier, data: Encoded, pad_id: int, batch_size: int = 64) -> torch.Tensor:
+    """Predicted class ids for every example: (N,)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(data), batch_size):
+        idx, lengths, _ = data.batch(list(range(start, min(start + batch_size, len(data)))), pad_id)
+        out.append(model(idx.to(device), lengths.to(device)).argmax(-1).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def mean_response_loss(model: GPT, data: Encoded, pad_id: int, batch_size: int = 64) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        inputs, targets = data.batch(list(range(start, min(start + batch_size, len(data)))), pad_id)
+        n = int((targets != IGNORE).sum())
+        total += response_loss(model(inputs)[0], targets).item() * n
+        count += n
+    return total / max(count, 1)
+
+
+def answer(generator: TextGenerator, prompt: str, max_new_tokens: int = 8) -> str:
+    """The greedy response to ``prompt``, up to <|endoftext|> (which is not returned)."""
+    text = generator(prompt, max_new_tokens, SamplingConfig(temperature=0.0))[0]
+    return text[len(prompt) :].split("<|endoftext|>")[0]
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy of correct/n (Wilson, 1927)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def changed_state(model: nn.Module, config: FinetuneConfig) -> dict[str, torch.Tensor]:
+    """The tensors a fine-tune changed: what its file must hold."""
+    state = model.state_dict()
+    if config.method in ("full", "scratch"):
+        kept = state
+    elif config.method == "lora":
+        kept = {**lora_state(model), **{k: v for k, v in state.items() if "lm_head" in k}}
+        if config.task == "instruct":  # the head is tied to the (frozen) embedding
+            kept = lora_state(model)
+    else:
+        kept = {k: v for k, v in state.items() if "lm_head" in k}
+    seen, out = set(), {}
+    for name, tensor in kept.items():  # a tied matrix is stored once
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            out[name] = tensor.detach().cpu().contiguous()
+    return out
+
+
+def save(path: str | Path, model: nn.Module, config: FinetuneConfig, base_sha256: str) -> Path:
+    """Write the fine-tune atomically: its tensors, its settings, the base it belongs to."""
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(asdict(config)),
+        "base_sha256": base_sha256,
+    }
+    with files.atomic_path(path) as tmp:
+        save_file(changed_state(model, config), tmp, metadata=meta)
+    return Path(path)
+
+
+def read(path: str | Path) -> tuple[FinetuneConfig, dict[str, torch.Tensor], str]:
+    """A fine-tune file's settings, tensors and base sha256; CheckpointError if it is not one."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "finetuned.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"no fine-tune at {path}")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise CheckpointError(f"{path} is not a tinygpt fine-tune (tinygpt finetune)")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        config = FinetuneConfig(**json.loads(meta["config"]))
+        return config, tensors, meta["base_sha256"]
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable fine-tune: {err}") from None
+
+
+def apply(generator: TextGenerator, path: str | Path, base_sha256: str) -> nn.Module:
+    """Rebuild a fine-tuned model on ``generator``'s base model and load its tensors."""
+    config, tensors, wanted = read(path)
+    if wanted != base_sha256:
+        raise CheckpointError(
+            f"{path} was fine-tuned from another base (sha256 {wanted[:12]}…, this one is "
+            f"{base_sha256[:12]}…); give the checkpoint it was trained from"
+        )
+    if config.task == "instruct":
+        add_end_of_text(generator)
+    model = prepare(generator.model, config)
+    state = model.state_dict()
+    wrong = [k for k, v in tensors.items() if k not in state or state[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(f"{path}: {wrong[0]} does not fit the base model")
+    model.load_state_dict(tensors, strict=False)
+    if config.task == "instruct":
+        generator.model = model
+    return model.eval()
+
+
+def load_base(
+    spec: str | Path, block_size: int = 128, device: str = "cpu"
+) -> tuple[TextGenerator, str]:
+    """The model to fine-tune and its file's sha256: a ``tinygpt train`` run folder or
+    checkpoint, or GPT-2 (a hub name such as ``gpt2``, or a folder with config.json and
+    model.safetensors; Appendix B), its window cropped to ``block_size``."""
+    from tinygpt.data import sha256_of
+    from tinygpt.pretrained import FILES, gpt2_files, gpt2_for_finetuning
+
+    path = Path(spec).expanduser()
+    hf_folder = path.is_dir() and all((path / name).is_file() for name in FILES)
+    if hf_folder or (not path.exists() and str(spec).startswith("gpt2")):
+        model = gpt2_for_finetuning(spec, block_size, dropout=0.0)
+        return TextGenerator(model, None, device), sha256_of(gpt2_files(spec)[1])
+    if path.is_dir():
+        path = path / "best.safetensors"
+    return TextGenerator.from_checkpoint(path, device), sha256_of(path)
