@@ -63,6 +63,16 @@ VARIANTS = {
         lambda: diagrams.head_sharing(4, (4, 2, 1)),
         lambda: diagrams.head_sharing(6, (6, 3, 2, 1)),
     ),
+    "classifier_head": (
+        lambda: diagrams.classifier_head(),
+        lambda: diagrams.classifier_head(SMALL, B, T, K=3),
+        lambda: diagrams.classifier_head(GPT2, 8, 1024),
+    ),
+    "lora_detour": (
+        lambda: diagrams.lora_detour(),
+        lambda: diagrams.lora_detour(32, 96, 4),
+        lambda: diagrams.lora_detour(768, 2304, 16),
+    ),
 }
 KINDS = ("symbols", "small", "gpt2")
 ALL = [pytest.param(name, kind, id=f"{name}-{kind}") for name in VARIANTS for kind in KINDS]
@@ -191,6 +201,26 @@ LABELS = {
         "100 % of MHA's",
         "25 % of MHA's",
         "12.5 % of MHA's",
+    ],
+    "classifier_head": [
+        "(B, T), right-padded",
+        "wte, L × Block, ln_f",
+        "(B, T, C)",
+        "Linear C → V",
+        "new: Linear C → 2",
+        "(B, T, 2)",
+        "[rows, lengths − 1]",
+        "(B, 2): one score per class",
+    ],
+    "lora_detour": [
+        "W: out × in",
+        "lora_A",
+        "8 × in",
+        "lora_B",
+        "out × 8",
+        "starts at 0",
+        "× alpha / r",
+        "(…, out)",
     ],
 }
 

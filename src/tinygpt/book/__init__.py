@@ -15,10 +15,12 @@ lazily so the package itself does not depend on them.
 
 from tinygpt.book.diagrams import (
     attention_head_flow,
+    classifier_head,
     decoder_block,
     gpt_overview,
     head_sharing,
     kv_cache_diagram,
+    lora_detour,
     multi_head_flow,
     training_loop,
 )
@@ -63,9 +65,11 @@ __all__ = [
     "TOKEN_COLOURS",
     "attention_explorer",
     "attention_head_flow",
+    "classifier_head",
     "decoder_block",
     "gpt_overview",
     "head_sharing",
+    "lora_detour",
     "kv_cache_diagram",
     "multi_head_flow",
     "training_loop",

@@ -49,6 +49,8 @@ CHAPTER_NAMES: dict[str, tuple[str, ...]] = {
           "hidden_size", "Llama", "llama", "LlamaForCausalLM"),
     "9": ("Muon", "muon", "MuonAdamW", "configure_muon", "newton_schulz", "qk_norm",
           "normalise_qk", "rms_norm", "ReLU2MLP", "relu2", "wsd", "cooldown"),
+    "10": ("LoRALinear", "add_lora", "lora", "LoRA", "Classifier", "finetune", "instruct_batch",
+           "response_loss", "add_end_of_text", "IGNORE"),
     "A": ("linear_cross_entropy", "return_logits", "autocast", "bfloat16", "bf16",
           "compile", "DDP", "distributed", "forward_fn"),
     "B": ("load_gpt2", "hf_layout", "from_pretrained"),
