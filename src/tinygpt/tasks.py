@@ -7,8 +7,9 @@ pretrained model never saw. These labels come from the text exactly, do not depe
 and leak nothing through the input:
 
 * **order** (classification): a speech's opening lines as written (label 1) or with two of its
-  words swapped (label 0). Both versions hold the same words, so a bag of words cannot tell them
-  apart: only a model that reads word order can.
+  lower-case words swapped (label 0). Both versions hold the same words, and capitals and line
+  starts stay in place, so a bag of words cannot tell them apart: only a model that reads word
+  order can.
 * **reply** (classification, the first task tried; Chapter 10 shows why it was dropped): the end
   of speech A and the start of speech B, names removed; label 1 if B follows A in the text, 0 if
   B was drawn from at least ``MIN_GAP`` speeches away.
@@ -150,10 +151,16 @@ def opening(speech: Speech, chars: int = CLOZE_CHARS) -> str:
 
 
 def swap_example(speech: Speech, rng: random.Random) -> Labelled | None:
-    """The speech's opening with two of its words swapped (label 0), or None if it has fewer
-    than two different words. The words keep their places' punctuation and line breaks."""
+    """The speech's opening with two of its words swapped (label 0), or None if it has no two
+    different words to swap. Only lower-case words inside a line move, so capital letters and
+    line starts stay where they were (a swapped "God" or a line starting in lower case would
+    give the answer away); punctuation and line breaks stay in place too."""
     text = opening(speech)
-    words = list(ANY_WORD.finditer(text))
+    words = [
+        w
+        for w in ANY_WORD.finditer(text)
+        if w.group()[0].islower() and w.start() > 0 and text[w.start() - 1] != "\n"
+    ]
     pairs = [(a, b) for a in words for b in words if a.start() < b.start()]
     pairs = [(a, b) for a, b in pairs if a.group().lower() != b.group().lower()]
     if not pairs:
