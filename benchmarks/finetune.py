@@ -58,24 +58,14 @@ def optimizer_bytes(model: torch.nn.Module) -> int:
 def run(base: Path, config: ft.FinetuneConfig, data: dict, keep: int = 0) -> dict:
     """Fine-tune a fresh copy of the base; its curves, test score and costs."""
     generator, sha = ft.load_base(base)
-    eot = ft.add_end_of_text(generator) if config.task == "instruct" else None
-    pad_id = eot if eot is not None else 0
-    torch.manual_seed(config.seed)
-    model = ft.prepare(generator.model, config)
-    encoded = {name: ft.Encoded(generator, examples, eot) for name, examples in data.items()}
-
-    def evaluate(step: int) -> dict:
-        if config.task == "classify":
-            right = (ft.predict(model, encoded["val"], pad_id) == encoded["val"].labels).sum()
-            return {"val_accuracy": right.item() / len(encoded["val"])}
-        return {"val_loss": ft.mean_response_loss(model, encoded["val"], pad_id)}
-
     start = time.perf_counter()
-    metrics = ft.finetune(model, encoded["train"], config, pad_id, evaluate)
+    model, metrics = ft.fit(generator, config, data["train"], data["val"])
     seconds = time.perf_counter() - start
+    eot = ft.add_end_of_text(generator) if config.task == "instruct" else None  # fit's token
+    pad_id = eot if eot is not None else 0
+    test, train = (ft.Encoded(generator, data[name], eot) for name in ("test", "train"))
     tokens = 0
-    train = encoded["train"]
-    draws = torch.Generator().manual_seed(config.seed)  # the same batches again, for counting
+    draws = torch.Generator().manual_seed(config.seed)  # fit's batches again, for counting
     for _ in range(config.steps):  # real tokens, padding not counted
         for i in torch.randint(len(train), (config.batch_size,), generator=draws).tolist():
             tokens += (
@@ -93,7 +83,6 @@ def run(base: Path, config: ft.FinetuneConfig, data: dict, keep: int = 0) -> dic
         "tokens_per_s": tokens / seconds,
         "curve": metrics,
     }
-    test = encoded["test"]
     if config.task == "classify":
         right = int((ft.predict(model, test, pad_id) == test.labels).sum())
         result.update(score(right, len(test)))

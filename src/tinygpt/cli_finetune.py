@@ -86,14 +86,10 @@ def with_adapter(generator, base: Path, adapter: Path, instruction: str | None, 
 def run_classify(args: argparse.Namespace) -> int:
     import torch
 
-    from tinygpt.data import sha256_of
-    from tinygpt.finetune import Classifier, apply, read
-    from tinygpt.generate import TextGenerator
+    from tinygpt.finetune import Classifier, apply, load_base, read
 
-    checkpoint = args.checkpoint.expanduser()
-    path = checkpoint / "best.safetensors" if checkpoint.is_dir() else checkpoint
-    generator = TextGenerator.from_checkpoint(path)
-    model = apply(generator, args.adapter.expanduser(), sha256_of(path))
+    generator, base_sha = load_base(args.checkpoint)
+    model = apply(generator, args.adapter.expanduser(), base_sha)
     if not isinstance(model, Classifier):
         raise ValueError(f"--adapter {args.adapter} writes text; use tinygpt sample --adapter")
     labels = read(args.adapter.expanduser())[0].labels
@@ -142,7 +138,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        model, metrics = finetune_run(generator, config, train_set, val_set)
+        model, metrics = ft.fit(generator, config, train_set, val_set, print_validation)
     except KeyboardInterrupt:
         raise InterruptedRunError(f"interrupted; nothing was written to {out}") from None
     out.mkdir(parents=True, exist_ok=True)
@@ -171,29 +167,7 @@ def finetune_data(task: str, data: Path | None) -> tuple[list, list, tuple[str, 
     return make(split["train"]), make(split["val"]), labels
 
 
-def finetune_run(generator, config, train_set: list, val_set: list):
-    """Prepare, train and measure; returns the model and its metrics."""
-    import torch
-
-    from tinygpt import finetune as ft
-
-    eot = ft.add_end_of_text(generator) if config.task == "instruct" else None
-    pad_id = eot if eot is not None else 0
-    torch.manual_seed(config.seed)
-    model = ft.prepare(generator.model, config)
-    train_data = ft.Encoded(generator, train_set, eot)
-    val_data = ft.Encoded(generator, val_set, eot)
-
-    def evaluate(step: int) -> dict:
-        if config.task == "classify":
-            right = (ft.predict(model, val_data, pad_id) == val_data.labels).sum().item()
-            return {"val_accuracy": right / len(val_data)}
-        return {"val_loss": ft.mean_response_loss(model, val_data, pad_id)}
-
-    def log(entry: dict) -> None:
-        if entry["kind"] == "val":
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("val"))
-            print(f"step {entry['step']}: {shown}", file=sys.stderr, flush=True)
-
-    metrics = ft.finetune(model, train_data, config, pad_id, evaluate, log)
-    return model, metrics
+def print_validation(entry: dict) -> None:
+    if entry["kind"] == "val":
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("val"))
+        print(f"step {entry['step']}: {shown}", file=sys.stderr, flush=True)

@@ -266,6 +266,31 @@ def finetune(
     return metrics
 
 
+def fit(
+    generator: TextGenerator,
+    config: FinetuneConfig,
+    train_set: list,
+    val_set: list,
+    log: Callable[[dict], None] | None = None,
+) -> tuple[nn.Module, list[dict]]:
+    """Prepare ``generator``'s model as ``config`` says, fine-tune it on ``train_set`` and
+    measure it on ``val_set`` as it goes (accuracy, or the loss on the answers): the model and
+    its metrics. ``tinygpt finetune`` and benchmarks/finetune.py both run this."""
+    eot = add_end_of_text(generator) if config.task == "instruct" else None
+    pad_id = eot if eot is not None else 0
+    torch.manual_seed(config.seed)
+    model = prepare(generator.model, config)
+    train_data, val_data = Encoded(generator, train_set, eot), Encoded(generator, val_set, eot)
+
+    def evaluate(step: int) -> dict:
+        if config.task == "classify":
+            right = (predict(model, val_data, pad_id) == val_data.labels).sum().item()
+            return {"val_accuracy": right / len(val_data)}
+        return {"val_loss": mean_response_loss(model, val_data, pad_id)}
+
+    return model, finetune(model, train_data, config, pad_id, evaluate, log)
+
+
 @torch.no_grad()
 def predict(model: Classifier, data: Encoded, pad_id: int, batch_size: int = 64) -> torch.Tensor:
     """Predicted class ids for every example: (N,)."""
