@@ -4,10 +4,10 @@ nothing lost (the run folder it was pointed at is byte for byte as it was)."""
 
 from __future__ import annotations
 
+import json
 import os
-import resource
+import queue
 import shutil
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -237,7 +237,34 @@ def pristine_run(tmp_path_factory) -> Path:
     return out
 
 
-def run_case(case: Case, pristine: Path, root: Path) -> dict:
+class WarmCli:
+    """``python -m tinygpt`` forked from a process that imported torch once (workers/warm_cli.py):
+    each case is still a process of its own, with its own environment, streams and exit status."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "workers" / "warm_cli.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, args: list[str], env: dict, out: Path, limit_file_size: int | None) -> dict:
+        request = {"args": args, "env": env, "limit_file_size": limit_file_size,
+                   "stdout": str(out / "stdout"), "stderr": str(out / "stderr")}  # fmt: skip
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, "the warm tinygpt process died"
+        return {"status": json.loads(answer)["status"],
+                "stderr": (out / "stderr").read_bytes().decode(errors="replace")}  # fmt: skip
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def run_case(case: Case, pristine: Path, root: Path, cli: WarmCli) -> dict:
     run, tmp = root / "run", root / "tmp"
     shutil.copytree(pristine, run)
     tmp.mkdir()
@@ -254,36 +281,35 @@ def run_case(case: Case, pristine: Path, root: Path) -> dict:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("TINYGPT_DEBUG", None)
     env.update({k: filled(v) for k, v in case.env.items()})
-
-    def limit() -> None:
-        if case.limit_file_size:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
-            resource.setrlimit(resource.RLIMIT_FSIZE, (case.limit_file_size,) * 2)
-
-    args = [filled(a) for a in case.args]
-    proc = subprocess.run(
-        [sys.executable, "-m", "tinygpt", *args],
-        capture_output=True,
-        env=env,
-        timeout=300,
-        preexec_fn=limit,
-    )
-    return {
-        "status": proc.returncode,
-        "stderr": proc.stderr.decode(errors="replace"),
-        "before": before,
-        "after": snapshot(run),
-        "run": run,
-    }
+    streams = root / "streams"
+    streams.mkdir()
+    result = cli.run([filled(a) for a in case.args], env, streams, case.limit_file_size)
+    return {**result, "before": before, "after": snapshot(run), "run": run}
 
 
 @pytest.fixture(scope="module")
 def outcomes(pristine_run, tmp_path_factory) -> dict[str, dict]:
-    """Every case, run two at a time (each is mostly Python starting and importing torch)."""
+    """Every case, two at a time, each in a process forked from a warm one (most of a cold
+    start is importing torch)."""
     roots = {case.name: tmp_path_factory.mktemp("case") for case in CASES}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {c.name: pool.submit(run_case, c, pristine_run, roots[c.name]) for c in CASES}
-        return {name: future.result() for name, future in futures.items()}
+    clis = queue.Queue()
+    for _ in range(2):
+        clis.put(WarmCli())
+
+    def one(case: Case) -> dict:
+        cli = clis.get()
+        try:
+            return run_case(case, pristine_run, roots[case.name], cli)
+        finally:
+            clis.put(cli)
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {c.name: pool.submit(one, c) for c in CASES}
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        while not clis.empty():
+            clis.get().close()
 
 
 def test_the_table_is_long_enough():
