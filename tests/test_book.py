@@ -251,3 +251,16 @@ def test_block_gradient_norms_show_what_chapter_5_says():
     assert len(pre) == 8 and max(pre) / min(pre) < 3.0
     assert max(post[1:]) < post[0] / 3 and max(post[1:]) < min(pre) / 3
     assert min(none) > min(pre)
+
+
+def test_below_prints_the_bound_it_checked():
+    from tinygpt.book import below, bound_text
+
+    assert below(4.8e-7, 1e-6) == "< 1e-6"
+    assert below(torch.tensor([[-3e-3, 1e-3]]), 0.02) == "< 0.02"  # the largest |difference|
+    assert [bound_text(b) for b in (1e-5, 1e-12, 0.02, 2.5e-4, 1e3)] == [
+        "1e-5", "1e-12", "0.02", "0.00025", "1000"
+    ]  # fmt: skip
+    for too_big in (1e-6, 2e-6, float("nan"), torch.tensor([0.0, -2e-6])):
+        with pytest.raises(AssertionError, match="is not below 1e-6"):
+            below(too_big, 1e-6)

@@ -5,6 +5,7 @@
 | ``source`` | ``show_source``: the package's code as it stands at a chapter |
 | ``figures`` | the figure style (``use_style``) and drawings reused across chapters |
 | ``diagrams`` | the conceptual diagrams (data flow, shapes, the loop, the cache) |
+| ``numbers`` | rounding errors printed as the bound they are checked against |
 | ``tokens`` | text cut into tokens, drawn |
 | ``probes`` | reading what a model's layers compute (attention maps) |
 | ``widgets`` | the attention explorer and the sampling playground |
@@ -39,6 +40,7 @@ from tinygpt.book.figures import (
     rope_pairs,
     use_style,
 )
+from tinygpt.book.numbers import below, bound_text
 from tinygpt.book.probes import (
     NotRecordedError,
     RecordedAttention,
@@ -74,6 +76,8 @@ __all__ = [
     "multi_head_flow",
     "training_loop",
     "attention_maps",
+    "below",
+    "bound_text",
     "block_gradient_norms",
     "draw_attention",
     "draw_kv_schedule",
