@@ -43,6 +43,8 @@ nbval: install
 	$(BIN)/python -m pytest $(NOTEBOOKS) $(PYTEST_NBVAL)
 
 # Re-execute notebooks in a fresh kernel, top to bottom; outputs (and widget state) are saved.
+# They are written with this CPU's own kernels; `make test` compares them on other kernels
+# (book/conftest.py), so an output whose digits depend on the CPU fails there.
 # One notebook: make notebooks NB=book/01_tokenization.ipynb
 notebooks: install
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
