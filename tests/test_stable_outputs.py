@@ -63,11 +63,16 @@ def test_no_compared_output_prints_a_rounding_error(notebook):
     )
 
 
-def other_kernels() -> dict[str, str]:
+def book_conftest():
     spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "book" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.OTHER_KERNELS
+    return module
+
+
+def other_kernels(notebook: str = "05_gpt") -> dict[str, str]:
+    """The environment book/conftest.py starts a notebook's kernel with (unset: left out)."""
+    return {k: v for k, v in book_conftest().other_kernels(notebook).items() if v is not None}
 
 
 PROBE = """
@@ -83,7 +88,8 @@ print(torch.nn.functional.layer_norm(x, (384,)).tolist())
 def test_the_notebooks_other_kernels_add_in_another_order():
     """What nbval's kernels compute differs in the last digits from what this CPU's own kernels
     compute, so the comparison of book/conftest.py is a real one here."""
-    base = {k: v for k, v in os.environ.items() if k not in other_kernels()}
+    varied = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA")
+    base = {k: v for k, v in os.environ.items() if k not in varied}
 
     def probe(env: dict[str, str]) -> list[str]:
         done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
@@ -96,3 +102,18 @@ def test_the_notebooks_other_kernels_add_in_another_order():
     other = probe({**base, **other_kernels()})
     assert other[0] == "DEFAULT"
     assert other[1:] != native[1:]  # a matrix product, a softmax, a layer norm: in other orders
+
+
+def test_each_notebook_runs_on_other_kernels_than_this_cpus():
+    """Every notebook's kernel varies something: the plain loops, one vector width down (the
+    notebooks that train), or oneDNN's kernels (Appendix A, which compiles)."""
+    conftest = book_conftest()
+    for notebook in NOTEBOOKS:
+        env = conftest.other_kernels(notebook.stem)
+        assert env["DNNL_MAX_CPU_ISA"] == "AVX2"
+        if notebook.stem in conftest.COMPILING_NOTEBOOKS:
+            assert env["ATEN_CPU_CAPABILITY"] is None
+        else:
+            assert env["ATEN_CPU_CAPABILITY"] in ("default", "avx2")
+            assert env["ATEN_CPU_CAPABILITY"].upper() != conftest.NATIVE
+    assert conftest.TRAINING_NOTEBOOKS | conftest.COMPILING_NOTEBOOKS <= {p.stem for p in NOTEBOOKS}
