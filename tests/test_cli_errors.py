@@ -4,9 +4,7 @@ nothing lost (the run folder it was pointed at is byte for byte as it was)."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -237,34 +235,7 @@ def pristine_run(tmp_path_factory) -> Path:
     return out
 
 
-class WarmCli:
-    """``python -m tinygpt`` forked from a process that imported torch once (workers/warm_cli.py):
-    each case is still a process of its own, with its own environment, streams and exit status."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parent / "workers" / "warm_cli.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def run(self, args: list[str], env: dict, out: Path, limit_file_size: int | None) -> dict:
-        request = {"args": args, "env": env, "limit_file_size": limit_file_size,
-                   "stdout": str(out / "stdout"), "stderr": str(out / "stderr")}  # fmt: skip
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline()
-        assert answer, "the warm tinygpt process died"
-        return {"status": json.loads(answer)["status"],
-                "stderr": (out / "stderr").read_bytes().decode(errors="replace")}  # fmt: skip
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
-def run_case(case: Case, pristine: Path, root: Path, cli: WarmCli) -> dict:
+def run_case(case: Case, pristine: Path, root: Path, cli) -> dict:
     run, tmp = root / "run", root / "tmp"
     shutil.copytree(pristine, run)
     tmp.mkdir()
@@ -281,35 +252,25 @@ def run_case(case: Case, pristine: Path, root: Path, cli: WarmCli) -> dict:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("TINYGPT_DEBUG", None)
     env.update({k: filled(v) for k, v in case.env.items()})
-    streams = root / "streams"
-    streams.mkdir()
-    result = cli.run([filled(a) for a in case.args], env, streams, case.limit_file_size)
-    return {**result, "before": before, "after": snapshot(run), "run": run}
+    args = [filled(a) for a in case.args]
+    proc = cli.run(args, root / "streams", env=env, limit_file_size=case.limit_file_size)
+    return {"status": proc.returncode, "stderr": proc.stderr, "before": before,
+            "after": snapshot(run), "run": run}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def outcomes(pristine_run, tmp_path_factory) -> dict[str, dict]:
+def outcomes(pristine_run, tmp_path_factory, warm_pool) -> dict[str, dict]:
     """Every case, two at a time, each in a process forked from a warm one (most of a cold
     start is importing torch)."""
     roots = {case.name: tmp_path_factory.mktemp("case") for case in CASES}
-    clis = queue.Queue()
-    for _ in range(2):
-        clis.put(WarmCli())
 
     def one(case: Case) -> dict:
-        cli = clis.get()
-        try:
+        with warm_pool.borrow() as cli:
             return run_case(case, pristine_run, roots[case.name], cli)
-        finally:
-            clis.put(cli)
 
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {c.name: pool.submit(one, c) for c in CASES}
-            return {name: future.result() for name, future in futures.items()}
-    finally:
-        while not clis.empty():
-            clis.get().close()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {c.name: pool.submit(one, c) for c in CASES}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def test_the_table_is_long_enough():
