@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine: `make test` and `make book`.
-# Each creates .venv and installs requirements.txt first (only when they changed).
+# Each creates .venv and installs requirements.txt first (only when they changed). --no-compile:
+# Python compiles the modules it imports when it first imports them, not all of torch up front.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -28,7 +29,7 @@ help:
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
