@@ -1,6 +1,5 @@
 # Two commands do everything on a fresh machine: `make test` and `make book`.
-# Each creates .venv and installs requirements.txt first (only when they changed). --no-compile:
-# Python compiles the modules it imports when it first imports them, not all of torch up front.
+# Each creates .venv and installs requirements.txt first (only when they changed).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,6 +13,10 @@ export TINYGPT_DATA_DIR ?= $(SHARED_DATA)
 export TIKTOKEN_CACHE_DIR ?= $(SHARED_DATA)/tiktoken-cache
 endif
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Packages are installed without byte-compiling all of them (--no-compile below): each test
+# process then compiles what it imports once and caches it in __pycache__, which an
+# environment with PYTHONDONTWRITEBYTECODE set would forbid, recompiling on every import.
+export PYTHONDONTWRITEBYTECODE :=
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with book/sanitize.cfg -p no:cacheprovider
