@@ -118,6 +118,7 @@ def runs(tmp_path_factory, warm_pool) -> dict[str, Path]:
         "at random moments": chain_interrupted_at_random,
         "aborted during a save": chain_aborted_during_a_save,
     }
+
     def one(chain, out: Path) -> Path:
         with warm_pool.borrow() as cli:
             return chain(cli, out)
