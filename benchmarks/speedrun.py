@@ -13,6 +13,12 @@ The row keeps every seed's loss, steps, epochs and tokens/s, and the median it i
 ``run`` trains (into ``--runs``, default ``runs/speedrun``), then does what ``collect`` does:
 copy each run's config and metrics into ``book/results/speedrun/runs/NAME-sSEED/`` and append
 the row to ``book/results/speedrun/records.jsonl``. ``collect`` records runs trained before.
+
+    python benchmarks/speedrun.py ensemble +ens2 --members 2 --flags="--preset speedrun"
+
+``ensemble`` spends each seed's budget on ``--members`` K models of ``minutes / K`` each (seeds
+K*seed ... K*seed + K - 1), one after the other, and scores the mean of their probabilities
+(``tinygpt.averaging.Ensemble``) on the full validation split, beside its best member.
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ def run_dir(runs: Path, name: str, seed: int) -> Path:
 def train(name: str, flags: list[str], minutes: float, seeds: tuple[int, ...], runs: Path):
     """Train one run per seed through the CLI, one after the other."""
     for seed in seeds:
-        command = [sys.executable, "-m", "tinygpt", "train", *flags, "--seed", str(seed)]
-        command += ["--max-minutes", f"{minutes:g}", "--max-steps", "1000000", "--no-progress"]
-        command += ["--overwrite", "--out", str(run_dir(runs, name, seed))]
-        print("$ tinygpt", shlex.join(command[3:]), flush=True)
-        subprocess.run(command, check=True)
+        _train_one(f"{name}-s{seed}", flags, minutes, seed, runs)
+
+
+def _train_one(folder: str, flags: list[str], minutes: float, seed: int, runs: Path) -> None:
+    command = [sys.executable, "-m", "tinygpt", "train", *flags, "--seed", str(seed)]
+    command += ["--max-minutes", f"{minutes:g}", "--max-steps", "1000000", "--no-progress"]
+    command += ["--overwrite", "--out", str(runs / folder)]
+    print("$ tinygpt", shlex.join(command[3:]), flush=True)
+    subprocess.run(command, check=True)
 
 
 def seed_result(folder: Path) -> dict:
@@ -138,6 +148,57 @@ def read_records(results_dir: Path = RESULTS) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def train_ensemble(name, flags, minutes, seeds, members: int, runs: Path, results_dir: Path,
+                   note: str) -> dict:  # fmt: skip
+    """Per seed: K members of minutes / K each, trained one after the other, then scored."""
+    found = []
+    for seed in seeds:
+        folders = []
+        for k in range(members):
+            member = f"{name}-s{seed}-m{k}"
+            folders.append(runs / member)
+            _train_one(member, flags, minutes / members, members * seed + k, runs)
+        found.append(score_ensemble(folders, seed, results_dir / "runs", name))
+    row = make_row(name, flags, minutes, found, note)
+    row["members"] = members
+    row["command"] += f"  # {members} members of {minutes / members:g} minutes each"
+    with (results_dir / "records.jsonl").open("a") as log:
+        log.write(json.dumps(row) + "\n")
+    return row
+
+
+def score_ensemble(folders: list[Path], seed: int, kept_runs: Path, name: str) -> dict:
+    """The members' best checkpoints, scored together; each member's own numbers beside."""
+    import torch
+
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.averaging import Ensemble
+    from tinygpt.train import full_validation, model_from_checkpoint, prepare_corpus
+
+    results, models = [], []
+    for folder in folders:
+        kept = kept_runs / folder.name
+        kept.mkdir(parents=True, exist_ok=True)
+        for file in ("config.json", "metrics.jsonl"):
+            shutil.copyfile(folder / file, kept / file)
+        results.append(seed_result(kept))
+        models.append(model_from_checkpoint(ckpt.load(folder / "best.safetensors")))
+    settings = json.loads((folders[0] / "config.json").read_text())["train"]
+    corpus = prepare_corpus(settings["restrict_vocab"], settings["vocab_min_count"])
+    with torch.no_grad():
+        scored = full_validation(Ensemble(models), corpus, torch.device("cpu"), settings["dtype"])
+    best = min(results, key=lambda r: r["nats_per_token"])
+    return {
+        "seed": seed,
+        "nats_per_token": scored["val_loss"],
+        "nats_per_char": scored["val_loss_per_char"],
+        "best_member_nats_per_token": best["nats_per_token"],
+        "tokens_per_s": statistics.median(r["tokens_per_s"] for r in results),
+        "epochs": sum(r["epochs"] for r in results),
+        "members": results,
+    }
+
+
 def show(records: list[dict]) -> None:
     print(f"{'row':<22}{'median nats/token':>18}{'nats/char':>10}{'tokens/s':>10}  seeds")
     for row in records:
@@ -150,7 +211,7 @@ def show(records: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["run", "collect", "show"])
+    parser.add_argument("action", choices=["run", "collect", "show", "ensemble"])
     parser.add_argument("name", nargs="?", help="the row's name, e.g. llama or +muon")
     parser.add_argument("--flags", default="", help="flags for tinygpt train, in one string")
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -158,6 +219,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/speedrun"))
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="what the change is, and why")
+    parser.add_argument("--members", type=int, default=2, help="ensemble: models per seed")
     args = parser.parse_args()
     if args.action == "show":
         show(read_records(args.results))
@@ -165,6 +227,11 @@ def main() -> None:
     if not args.name:
         parser.error(f"{args.action} needs a row name")
     flags, seeds = shlex.split(args.flags), tuple(args.seeds)
+    if args.action == "ensemble":
+        row = train_ensemble(args.name, flags, args.minutes, seeds, args.members, args.runs,
+                             args.results, args.note)  # fmt: skip
+        show([row])
+        return
     if args.action == "run":
         train(args.name, flags, args.minutes, seeds, args.runs)
     row = collect(args.name, flags, args.minutes, seeds, args.runs, args.results, args.note)

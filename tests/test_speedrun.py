@@ -69,3 +69,46 @@ def test_run_trains_each_seed_through_the_cli_for_the_budget(tmp_path, monkeypat
         args = build_parser().parse_args(command[3:])
         assert (args.preset, args.seed, args.max_minutes) == ("llama", seed, 10.0)
         assert Path(args.out) == tmp_path / f"+muon-s{seed}"
+
+
+def test_an_ensemble_row_trains_k_members_per_seed_and_scores_their_mean(tmp_path, monkeypatch):
+    import torch
+
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.averaging import Ensemble
+    from tinygpt.model import GPT, GPTConfig
+    from tinygpt.train import full_validation, prepare_corpus
+
+    corpus = prepare_corpus(True, 2)
+    commands = []
+
+    def fake_training(command, check):  # a tiny untrained model stands in for each member
+        commands.append(command)
+        args = build_parser().parse_args(command[3:])
+        fake_run(Path(args.out), args.seed, 5.0 + args.seed, 100)
+        torch.manual_seed(args.seed)
+        model = GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=32, n_layer=1, n_head=1,
+                              n_embd=8))  # fmt: skip
+        kept = ckpt.Checkpoint(model.config.to_dict(), model.weights(), {"step": 97})
+        ckpt.save(Path(args.out) / "best.safetensors", kept)
+        settings = json.loads((Path(args.out) / "config.json").read_text())
+        settings["train"].update(restrict_vocab=True, vocab_min_count=2, dtype="float32")
+        (Path(args.out) / "config.json").write_text(json.dumps(settings))
+
+    monkeypatch.setattr(record_log.subprocess, "run", fake_training)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    row = record_log.train_ensemble("+ens2", ["--preset", "speedrun"], 10.0, (0, 1), 2, runs,
+                                    results, "two halves")  # fmt: skip
+    seeds_and_minutes = [build_parser().parse_args(c[3:]) for c in commands]
+    assert [(a.seed, a.max_minutes) for a in seeds_and_minutes] == [(0, 5), (1, 5), (2, 5), (3, 5)]
+    assert row["members"] == 2 and [s["seed"] for s in row["seeds"]] == [0, 1]
+    assert row["seeds"][1]["best_member_nats_per_token"] == 7.0  # members 2 and 3: 7.0 and 8.0
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(GPT(GPTConfig(vocab_size=corpus.vocab_size, block_size=32, n_layer=1,
+                                    n_head=1, n_embd=8)))  # fmt: skip
+    scored = full_validation(Ensemble(models), corpus, torch.device("cpu"))
+    assert row["seeds"][0]["nats_per_token"] == scored["val_loss"]
+    assert record_log.read_records(results) == [row]
+    assert (results / "runs" / "+ens2-s1-m1" / "metrics.jsonl").is_file()

@@ -303,6 +303,36 @@ def prove_lr_at(package_fn, view_fn):
             assert package_fn(progress, config, step) == view_fn(progress, config, step)
 
 
+def prove_checkpoint_save(package_fn, view_fn):
+    """Chapter 6's checkpoints (no weight average yet) are written with the same contents."""
+    import tempfile
+
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.model import GPT
+    from tinygpt.train import TrainConfig, configure_optimizer
+
+    torch.manual_seed(0)
+    model = GPT(gpt_config())
+    optimizer = configure_optimizer(model, TrainConfig(), torch.device("cpu"))
+    model(torch.randint(0, 37, (2, 8)), torch.randint(0, 37, (2, 8)))[1].backward()
+    optimizer.step()
+    saved = ckpt.Checkpoint(model.config.to_dict(), model.weights(), {"step": 1},
+                            optimizer.state_dict(), {"torch": torch.get_rng_state()})  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        ours, theirs = Path(folder) / "package.safetensors", Path(folder) / "view.safetensors"
+        assert package_fn(ours, saved) == ours and view_fn(theirs, saved) == theirs
+        a, b = ckpt.load(ours), ckpt.load(theirs)
+    assert (a.model_config, a.meta, a.average_state) == (b.model_config, b.meta, b.average_state)
+    for x, y in ((a.model_state, b.model_state), (a.rng, b.rng)):
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    assert a.optimizer_state["param_groups"] == b.optimizer_state["param_groups"]
+    for index, values in a.optimizer_state["state"].items():
+        other = b.optimizer_state["state"][index]
+        assert all(
+            torch.equal(torch.as_tensor(v), torch.as_tensor(other[k])) for k, v in values.items()
+        )
+
+
 PROOFS = {
     ("tinygpt.attention.causal_mask", "3"): prove_causal_mask,
     ("tinygpt.attention.scaled_dot_product_attention", "3"): prove_attention_function,
@@ -319,6 +349,7 @@ PROOFS = {
     ("tinygpt.train.lr_at", "6"): prove_lr_at,
     ("tinygpt.train.evaluate", "6"): prove_evaluate,
     ("tinygpt.train.train_step", "6"): prove_train_step,
+    ("tinygpt.checkpoint.save", "6"): prove_checkpoint_save,
 }
 
 
@@ -386,6 +417,8 @@ def perturbed(out):
         return out
     if isinstance(out, torch.Tensor) and out.dtype == torch.bool:
         return ~out
+    if isinstance(out, Path):  # a file written somewhere else
+        return out.with_name("elsewhere-" + out.name)
     return out if out is None else out + 1
 
 

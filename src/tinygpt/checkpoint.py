@@ -1,7 +1,8 @@
 """Checkpoints that lose nothing, written atomically, loaded without pickle.
 
 One checkpoint is one safetensors file. Its tensors are the model's weights (``model.*``), the
-optimizer's state (``optim.*``) and the random-number generators' states (``rng.*``); its
+optimizer's state (``optim.*``), the random-number generators' states (``rng.*``) and, for a run
+that averages its weights, the average (``average.*``, Chapter 9); its
 metadata holds the configs, the step and anything else as JSON. safetensors cannot run code on
 load, unlike a pickled ``torch.save`` file.
 
@@ -41,6 +42,7 @@ class Checkpoint:
     meta: dict = field(default_factory=dict)  # train config, step, vocab, metrics ...
     optimizer_state: dict | None = None
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    average_state: dict[str, torch.Tensor] | None = None  # [ch9] tinygpt.averaging
     path: Path | None = None  # where it was loaded from, for error messages
 
 
@@ -84,6 +86,8 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
         meta["optimizer"] = json.dumps(rest)
     tensors.update({f"rng.{k}": v.cpu() for k, v in checkpoint.rng.items()})
+    for k, v in (checkpoint.average_state or {}).items():  # [ch9]
+        tensors[f"average.{k}"] = v.detach().cpu().contiguous()
 
     with files.atomic_path(path) as tmp:  # written whole, then moved into place
         try:
@@ -144,6 +148,7 @@ def _from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Che
     model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")}
     optimizer_state = None
     if "optimizer" in meta:
         optimizer_state = _unflatten_optimizer(optim, json.loads(meta["optimizer"]))
@@ -153,6 +158,7 @@ def _from_tensors(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Che
         meta=json.loads(meta["meta"]),
         optimizer_state=optimizer_state,
         rng=rng,
+        average_state=average or None,
     )
     if not isinstance(checkpoint.model_config, dict) or not isinstance(checkpoint.meta, dict):
         raise ValueError("model_config and meta must be JSON objects")

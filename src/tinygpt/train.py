@@ -19,6 +19,7 @@ import torch
 
 from tinygpt import checkpoint as ckpt
 from tinygpt import distributed, files
+from tinygpt.averaging import WeightAverage
 from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
 from tinygpt.interrupts import StopRequest
 from tinygpt.model import GPT, GPTConfig
@@ -40,6 +41,7 @@ class TrainConfig:
     cooldown: float = 0.4  # [ch9] wsd: the last share of the run, where lr falls to min_lr
     optimizer: str = "adamw"  # [ch9] "adamw", or "muon" for the blocks' matrices
     weight_decay: float = 0.1  # on matrices only (embeddings and Linear weights)
+    ema_decay: float = 0.0  # [ch9] judge an average of the weights (0 = off; 0.99: ~100 steps)
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
@@ -81,6 +83,8 @@ class TrainConfig:
         for name in ("min_lr", "weight_decay", "grad_clip", "max_minutes"):
             if not getattr(self, name) >= 0.0 or not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.seed >= 2**63:
             raise ValueError(f"seed must be below 2**63, got {self.seed}")
         if self.min_lr > self.learning_rate:
@@ -546,6 +550,12 @@ class RunState:
     best_val_loss: float = math.inf
     patience_left: int = 0  # evaluations without improvement still allowed
     elapsed_s: float = 0.0  # wall-clock time spent before this process (a budget goes on)
+    average: WeightAverage | None = None  # [ch9] the weights' moving average, if the run keeps one
+
+    @property
+    def judged(self) -> GPT:
+        """The weights that are evaluated and kept as the best: the average, if there is one."""
+        return self.model if self.average is None else self.average.model
 
 
 def save_state(path: Path, state: RunState, config: TrainConfig, corpus: Corpus, elapsed: float):
@@ -562,7 +572,11 @@ def save_state(path: Path, state: RunState, config: TrainConfig, corpus: Corpus,
         "vocab": corpus.vocab.state() if corpus.vocab else None,
     }
     weights, optimizer = state.model.weights(), state.optimizer.state_dict()
-    ckpt.save(path, ckpt.Checkpoint(asdict(state.model.config), weights, meta, optimizer, rng))
+    checkpoint = ckpt.Checkpoint(asdict(state.model.config), weights, meta, optimizer, rng)
+    if state.average is not None:  # [ch9] the average goes on exactly after a resume
+        meta["average_updates"] = state.average.updates
+        checkpoint.average_state = state.average.state()
+    ckpt.save(path, checkpoint)
 
 
 def save_best(path: Path, model: GPT, config: TrainConfig, corpus: Corpus, step: int, losses: dict):
@@ -597,6 +611,10 @@ def restore_state(path: Path, state: RunState) -> None:
         state.elapsed_s = float(saved.meta.get("elapsed_s", 0.0))
         state.best_val_loss = float(saved.meta["best_val_loss"])
         state.patience_left = int(saved.meta["patience_left"])
+        if state.average is not None:  # [ch9]
+            if saved.average_state is None:
+                raise ValueError("it holds no weight average, and this run keeps one (ema_decay)")
+            state.average.load(saved.average_state, int(saved.meta["average_updates"]))
     except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
         raise ckpt.CheckpointError(
             f"{path} cannot be resumed: it lacks the optimizer, random generators or step of a "
@@ -686,6 +704,7 @@ def train(
         # which windows each batch takes: a different stream on every rank
         torch.Generator().manual_seed(config.seed + 1 + ctx.rank),
         patience_left=config.patience,
+        average=WeightAverage(model, config.ema_decay) if config.ema_decay else None,
     )
     result = TrainResult(out_dir=out, is_main=ctx.is_main)
     if resume:
@@ -759,7 +778,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
 
     def save_best_now(losses: dict) -> None:
         if out is not None:
-            save_best(out / "best.safetensors", model, config, corpus, state.step, losses)
+            save_best(out / "best.safetensors", state.judged, config, corpus, state.step, losses)
 
     result.stopped = "max_steps"
     model.train()
@@ -778,6 +797,8 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
                 corpus.train, config.batch_size, model.config.block_size, state.data_rng, device
             )
             loss, grad_norm = train_step(model, state.optimizer, x, y, lr, config, forward)
+            if state.average is not None:  # [ch9]
+                state.average.update(model)
             state.step += 1
             last = state.step == config.max_steps
             if state.step % config.log_interval == 0 or last:
@@ -787,7 +808,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
             if bar is not None:
                 bar.update(1)
             if state.step % config.eval_interval == 0 or last:
-                losses = evaluate(model, corpus, config, device)
+                losses = evaluate(state.judged, corpus, config, device)
                 log_evaluation(losses)
                 if not _keep_best(state, losses, config, save_best_now):
                     result.stopped = "early_stop"
@@ -797,7 +818,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
         if result.stopped == "time" and state.step % config.eval_interval:
             # The budget ran out between evaluations: score the last steps too, or a
             # time-bounded run would be judged by weights up to eval_interval steps old.
-            losses = evaluate(model, corpus, config, device)
+            losses = evaluate(state.judged, corpus, config, device)
             log_evaluation(losses)
             _keep_best(state, losses, config, save_best_now)
         if result.stopped != "max_steps" or state.step % config.eval_interval:
