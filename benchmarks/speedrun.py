@@ -194,6 +194,8 @@ def score_ensemble(folders: list[Path], seed: int, kept_runs: Path, name: str) -
         "nats_per_char": scored["val_loss_per_char"],
         "best_member_nats_per_token": best["nats_per_token"],
         "tokens_per_s": statistics.median(r["tokens_per_s"] for r in results),
+        "steps": sum(r["steps"] for r in results),  # all members' steps
+        "tokens_trained": sum(r["tokens_trained"] for r in results),
         "epochs": sum(r["epochs"] for r in results),
         "members": results,
     }

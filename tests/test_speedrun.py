@@ -103,6 +103,7 @@ def test_an_ensemble_row_trains_k_members_per_seed_and_scores_their_mean(tmp_pat
     assert [(a.seed, a.max_minutes) for a in seeds_and_minutes] == [(0, 5), (1, 5), (2, 5), (3, 5)]
     assert row["members"] == 2 and [s["seed"] for s in row["seeds"]] == [0, 1]
     assert row["seeds"][1]["best_member_nats_per_token"] == 7.0  # members 2 and 3: 7.0 and 8.0
+    assert row["seeds"][0]["steps"] == 200  # both members' steps
     models = []
     for seed in (0, 1):
         torch.manual_seed(seed)
