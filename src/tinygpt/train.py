@@ -600,6 +600,11 @@ def restore_state(path: Path, state: RunState) -> None:
                 if ours.get(k) != v
             )
         )
+    if state.average is not None and saved.average_state is None:  # [ch9]
+        raise ckpt.CheckpointError(
+            f"{path} holds no weight average, and this run keeps one (ema_decay); resume "
+            f"without --ema-decay, or start a new run"
+        )
     try:
         state.model.load_state_dict(model_from_checkpoint(saved).state_dict())
         state.optimizer.load_state_dict(saved.optimizer_state)
@@ -612,8 +617,6 @@ def restore_state(path: Path, state: RunState) -> None:
         state.best_val_loss = float(saved.meta["best_val_loss"])
         state.patience_left = int(saved.meta["patience_left"])
         if state.average is not None:  # [ch9]
-            if saved.average_state is None:
-                raise ValueError("it holds no weight average, and this run keeps one (ema_decay)")
             state.average.load(saved.average_state, int(saved.meta["average_updates"]))
     except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
         raise ckpt.CheckpointError(
