@@ -156,7 +156,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     # Chapter 9: the ten-minute speedrun's record. Chapter 8's model with more dropout, trained
     # in bfloat16, evaluated every 200 steps, cooled down to zero by a warmup-stable-decay schedule
     # (round one), with a weight decay sixteen times the usual for data seen a dozen times (round
-    # two: its timescale 1 / (lr * decay) is 625 steps, in runs of about 900).
+    # two: its timescale 1 / (lr * decay) is 312 steps, a third of a ten-minute run).
     "speedrun": (
         {**LLAMA_MODEL, "dropout": 0.2},
         dict(
