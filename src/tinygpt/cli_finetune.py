@@ -13,7 +13,7 @@ from tinygpt.cli import DEBUG_HELP, InterruptedRunError, path_flag
 
 
 def add_parsers(commands) -> None:
-    from tinygpt.finetune import LEARNING_RATES, METHODS, TASKS
+    from tinygpt.finetune import LEARNING_RATES, METHODS, READOUTS, TASKS
 
     defaults = argparse.ArgumentDefaultsHelpFormatter
     tune = commands.add_parser(
@@ -43,17 +43,35 @@ def add_parsers(commands) -> None:
         "--out", type=path_flag, default=None, help="folder to write (default: runs/finetune-TASK)"
     )
     tune.add_argument("--overwrite", action="store_true", help="replace a fine-tune in OUT")
-    tune.add_argument("--lora-rank", type=int, default=8, help="r: the adapters' rank")
-    tune.add_argument("--lora-alpha", type=float, default=16.0, help="updates scale by alpha/r")
-    tune.add_argument("--lora-targets", default="c_attn,c_proj,c_fc", help="layers to adapt")
+    # Flags that apply to some runs only default to None, so that one given where it does not
+    # apply is refused (check_flags) rather than silently ignored.
+    tune.add_argument("--lora-rank", type=int, default=None, help="lora: the adapters' rank r (8)")
+    tune.add_argument(
+        "--lora-alpha", type=float, default=None, help="lora: updates scale by alpha/r (16)"
+    )
+    tune.add_argument(
+        "--lora-targets", default=None, help="lora: layers to adapt (c_attn,c_proj,c_fc)"
+    )
+    tune.add_argument(
+        "--readout",
+        choices=READOUTS,
+        default=None,
+        help="classify: what the head reads: the last token's state, or the model's surprise "
+        "(last)",
+    )
     tune.add_argument("--no-mask", action="store_true", help="instruct: learn the prompts too")
-    tune.add_argument("--steps", type=int, default=300)
+    tune.add_argument("--steps", type=int, default=300, help="the most steps")
+    tune.add_argument(
+        "--max-minutes", type=float, default=0.0, help="training time budget; 0 = none"
+    )
     tune.add_argument("--batch-size", type=int, default=32)
     rates = ", ".join(f"{k} {v:g}" for k, v in LEARNING_RATES.items())
     tune.add_argument("--learning-rate", type=float, default=0.0, help=f"0 = by method: {rates}")
     tune.add_argument("--eval-interval", type=int, default=50)
     tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--block-size", type=int, default=128, help="GPT-2 bases: window cropped")
+    tune.add_argument(
+        "--block-size", type=int, default=None, help="GPT-2 bases: the window, cropped (128)"
+    )
     tune.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
     classify = commands.add_parser("classify", help="label texts with a classifier fine-tune")
@@ -72,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
 def with_adapter(generator, base: Path, adapter: Path, instruction: str | None, prompt: str) -> str:
     """Apply an instruction fine-tune to ``generator``; return the prompt to continue."""
     from tinygpt.data import sha256_of
-    from tinygpt.finetune import Classifier, apply
+    from tinygpt.finetune import apply
+    from tinygpt.model import GPT
     from tinygpt.tasks import TEMPLATE
 
     model = apply(generator, adapter.expanduser(), sha256_of(base))
-    if isinstance(model, Classifier):
+    if not isinstance(model, GPT):
         raise ValueError(f"--adapter {adapter} is a classifier: it labels texts (tinygpt classify)")
     if instruction is None:
         return prompt
@@ -86,11 +105,12 @@ def with_adapter(generator, base: Path, adapter: Path, instruction: str | None, 
 def run_classify(args: argparse.Namespace) -> int:
     import torch
 
-    from tinygpt.finetune import Classifier, apply, load_base, read
+    from tinygpt.finetune import apply, load_base, read
+    from tinygpt.model import GPT
 
     generator, base_sha = load_base(args.checkpoint)
     model = apply(generator, args.adapter.expanduser(), base_sha)
-    if not isinstance(model, Classifier):
+    if isinstance(model, GPT):
         raise ValueError(f"--adapter {args.adapter} writes text; use tinygpt sample --adapter")
     labels = read(args.adapter.expanduser())[0].labels
     window = model.gpt.config.block_size
@@ -109,21 +129,24 @@ def run_finetune(args: argparse.Namespace) -> int:
     from tinygpt import files
     from tinygpt import finetune as ft
 
+    check_flags(args)
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("lora_rank", "lora_alpha", "lora_targets", "readout") and v is not None
+    }
     config = ft.FinetuneConfig(
         task=args.task,
         method=args.method,
-        lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha,
-        lora_targets=args.lora_targets,
         mask_prompt=not args.no_mask,
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         eval_interval=args.eval_interval,
+        max_minutes=args.max_minutes,
         seed=args.seed,
+        **given,
     )
-    if args.no_mask and args.task != "instruct":
-        raise ValueError("--no-mask applies to --task instruct only")
     out = (args.out or Path("runs") / f"finetune-{args.task}").expanduser()
     if (out / "finetuned.safetensors").exists() and not args.overwrite:
         raise ValueError(f"{out} already holds a fine-tune; choose another --out or --overwrite")
@@ -131,7 +154,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is a file, not a folder")
     train_set, val_set, labels = finetune_data(args.task, args.data)
     config.labels = labels
-    generator, base_sha = ft.load_base(args.base, args.block_size)
+    generator, base_sha = ft.load_base(args.base, args.block_size or 128)
     print(
         f"tinygpt finetune: {args.method} on {args.task} ({len(train_set)} training and "
         f"{len(val_set)} validation examples), writing to {out}",
@@ -144,10 +167,29 @@ def run_finetune(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ft.save(out / "finetuned.safetensors", model, config, base_sha)
     files.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-    last = metrics[-1]
-    shown = {k: round(v, 4) for k, v in last.items() if k not in ("kind", "step")}
-    print(f"step {last['step']}: validation {shown}; wrote {out / 'finetuned.safetensors'}")
+    kept = metrics[-1]  # the best validation score's step: its weights are the ones saved
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in kept.items() if k.startswith("val_"))
+    print(f"kept step {kept['step']} ({shown}); wrote {out / 'finetuned.safetensors'}")
     return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag given where it does not apply: it would be ignored without a word."""
+    from tinygpt.finetune import is_gpt2_base
+
+    if args.no_mask and args.task != "instruct":
+        raise ValueError("--no-mask applies to --task instruct only")
+    if args.readout is not None and args.task != "classify":
+        raise ValueError("--readout applies to --task classify only")
+    for flag in ("lora_rank", "lora_alpha", "lora_targets"):
+        if getattr(args, flag) is not None and args.method != "lora":
+            name = "--" + flag.replace("_", "-")
+            raise ValueError(f"{name} applies to --method lora only (this is {args.method})")
+    if args.block_size is not None and not is_gpt2_base(args.base):
+        raise ValueError(
+            f"--block-size crops a GPT-2 base's window; {args.base} is a tinygpt run, whose "
+            "window is the one it was trained with: leave --block-size out"
+        )
 
 
 def finetune_data(task: str, data: Path | None) -> tuple[list, list, tuple[str, ...]]:
@@ -169,5 +211,5 @@ def finetune_data(task: str, data: Path | None) -> tuple[list, list, tuple[str, 
 
 def print_validation(entry: dict) -> None:
     if entry["kind"] == "val":
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("val"))
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k.startswith("val_"))
         print(f"step {entry['step']}: {shown}", file=sys.stderr, flush=True)

@@ -9,6 +9,12 @@
 * **Methods**: ``head`` (only the new head trains), ``full`` (everything), ``lora`` (low-rank
   adapters beside frozen weights, ``tinygpt.lora``, plus the new head), and ``scratch`` (the
   same network from random weights: what pretraining is measured against).
+* **Readouts** of a classifier: ``last`` (a head on the last real token's state) or
+  ``surprise`` (keep the LM head; a head on how surprised the model is by its most surprising
+  token, beyond that token's rarity). A new head trains at the head's rate whatever the method.
+* **Budget and early stopping**: a run ends after ``steps`` or ``max_minutes`` of training,
+  whichever comes first (the schedule follows the nearer one), and keeps the weights of its
+  best validation score.
 
 A fine-tune is saved as one safetensors file of the tensors it changed, with the settings and
 the base checkpoint's sha256, so that it is only ever applied to the weights it was trained on.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,9 +47,11 @@ IGNORE = -100  # a target that adds nothing to the loss (PyTorch's default ignor
 FORMAT = "tinygpt-finetune"
 METHODS = ("head", "full", "lora", "scratch")
 TASKS = ("classify", "instruct")
+READOUTS = ("last", "surprise")
 # One peak learning rate per method (not tuned per task): a new head or adapter starts from
 # nothing and can move fast; pretrained weights should move little; scratch is Chapter 8's rate.
 LEARNING_RATES = {"head": 3e-3, "lora": 2e-3, "full": 3e-4, "scratch": 1e-3}
+HEAD_RATE = LEARNING_RATES["head"]  # the least a new head trains at, whatever the method
 
 
 @dataclass
@@ -52,11 +61,13 @@ class FinetuneConfig:
     lora_rank: int = 8  # r: the adapters' rank
     lora_alpha: float = 16.0  # the update is scaled by alpha / r
     lora_targets: str = "c_attn,c_proj,c_fc"  # which linear layers get adapters
+    readout: str = "last"  # classify: what the head reads (see Classifier, SurpriseReadout)
     mask_prompt: bool = True  # instruct: loss on the response only
     steps: int = 300
     batch_size: int = 32
     learning_rate: float = 0.0  # 0: the method's default (LEARNING_RATES)
     eval_interval: int = 50
+    max_minutes: float = 0.0  # training time budget; 0 = none (``steps`` alone ends the run)
     seed: int = 0
     labels: tuple[str, ...] = field(default_factory=tuple)  # classify: class names, by id
 
@@ -65,6 +76,12 @@ class FinetuneConfig:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.readout not in READOUTS:
+            raise ValueError(
+                f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}"
+            )
+        if self.task == "instruct" and self.readout != "last":
+            raise ValueError("--readout applies to --task classify only")
         if self.task == "instruct" and self.method == "head":
             raise ValueError(
                 "--method head trains a classifier's head; for instruct use lora or full"
@@ -76,8 +93,10 @@ class FinetuneConfig:
         for name in ("steps", "batch_size", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.learning_rate < 0 or not math.isfinite(self.learning_rate):
-            raise ValueError(f"--learning-rate must be >= 0, got {self.learning_rate}")
+        for name in ("learning_rate", "max_minutes"):
+            value = getattr(self, name)
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
         self.labels = tuple(self.labels)
 
     @property
@@ -134,19 +153,79 @@ def add_end_of_text(generator: TextGenerator) -> int:
     return int(generator.vocab.to_local(torch.tensor(generator.eot)))
 
 
+class SurpriseReadout(nn.Module):
+    """A GPT that keeps its LM head and classifies by its own surprise.
+
+    The feature is one number per text: the largest amount by which a token's loss exceeds
+    that token's loss under a unigram model of the training texts, so that a rare word may
+    surprise but a common word out of place stands out. It is standardised over the training
+    texts at the start (``calibrate``) and read by a (1 -> K) head."""
+
+    def __init__(self, gpt: GPT, n_classes: int) -> None:
+        super().__init__()
+        self.gpt = gpt
+        self.register_buffer("unigram_loss", torch.zeros(gpt.config.vocab_size))  # (V,)
+        self.register_buffer("centre", torch.zeros(()))
+        self.register_buffer("spread", torch.ones(()))
+        self.head = nn.Linear(1, n_classes)
+        nn.init.zeros_(self.head.weight)  # starts at "no idea": every class equally likely
+        nn.init.zeros_(self.head.bias)
+
+    def surprise(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,): each row's largest token loss minus that token's unigram loss."""
+        logits, _ = self.gpt(idx)  # (B, T, V)
+        targets = idx[:, 1:]  # (B, T - 1)
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, reduction="none")
+        excess = nll - self.unigram_loss[targets]  # (B, T - 1)
+        real = torch.arange(targets.size(1), device=idx.device) < (lengths - 1)[:, None]
+        most = excess.masked_fill(~real, float("-inf")).max(dim=1).values  # (B,)
+        return torch.where(lengths > 1, most, torch.zeros_like(most))  # one token: no surprise
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        feature = (self.surprise(idx, lengths) - self.centre) / self.spread  # (B,)
+        return self.head(feature[:, None])  # (B, K)
+
+    @torch.no_grad()
+    def calibrate(self, rows: list[list[int]], pad_id: int) -> None:
+        """Unigram losses from the training texts (add-one counts), and the feature's mean and
+        standard deviation over (up to 512 of) them, measured with the model as it starts."""
+        counts = torch.bincount(torch.tensor([t for r in rows for t in r]),
+                                minlength=self.unigram_loss.numel()).double() + 1  # fmt: skip
+        self.unigram_loss.copy_(-(counts / counts.sum()).log())
+        was_training = self.training
+        self.eval()
+        features = torch.cat([
+            self.surprise(*classify_batch(rows[i : i + 64], pad_id))
+            for i in range(0, min(len(rows), 512), 64)
+        ])  # fmt: skip
+        self.centre.copy_(features.mean())
+        self.spread.copy_(features.std().clamp(min=1e-6))
+        self.train(was_training)
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of a classifier's new head (none for instruction tuning)."""
+    if isinstance(model, Classifier):
+        return list(model.gpt.lm_head.parameters())
+    if isinstance(model, SurpriseReadout):
+        return list(model.head.parameters())
+    return []
+
+
 def prepare(gpt: GPT, config: FinetuneConfig) -> nn.Module:
     """The model to fine-tune, with only what ``config.method`` trains left trainable."""
     if config.method == "scratch":
         gpt = GPT(gpt.config)  # the same network, random weights (seeded by the caller)
-    model = Classifier(gpt, len(config.labels)) if config.task == "classify" else gpt
-    if config.method == "head":
+    model = gpt
+    if config.task == "classify":
+        readout = SurpriseReadout if config.readout == "surprise" else Classifier
+        model = readout(gpt, len(config.labels))
+    if config.method in ("head", "lora"):
         gpt.requires_grad_(False)
-        gpt.lm_head.requires_grad_(True)
-    elif config.method == "lora":
-        gpt.requires_grad_(False)
+    if config.method == "lora":
         add_lora(gpt.transformer, config.lora_rank, config.lora_alpha, config.targets)
-        if config.task == "classify":
-            gpt.lm_head.requires_grad_(True)  # a new head has nothing to adapt: it trains
+    for p in head_parameters(model):  # a new head has nothing to adapt: it trains
+        p.requires_grad_(True)
     return model
 
 
@@ -217,19 +296,18 @@ class Encoded:
 
 
 def batch_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
-    if isinstance(model, Classifier):
+    if isinstance(model, (Classifier, SurpriseReadout)):
         idx, lengths, labels = batch
         return F.cross_entropy(model(idx, lengths), labels)
     inputs, targets = batch
     return response_loss(model(inputs)[0], targets)
 
 
-def lr_at(step: int, steps: int, peak: float) -> float:
-    """Linear warmup over the first 10% of steps, then linear decay to zero."""
-    warmup = max(1, steps // 10)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (steps - step) / (steps - warmup)
+def lr_at(progress: float, peak: float, warmup: float = 0.1) -> float:
+    """Linear warmup over the first 10% of the run, then linear decay to zero at its end.
+
+    ``progress`` is how far through the run the step ends, in (0, 1]."""
+    return peak * min(progress / warmup, (1.0 - progress) / (1.0 - warmup), 1.0)
 
 
 def finetune(
@@ -240,27 +318,53 @@ def finetune(
     evaluate: Callable[[int], dict] | None = None,
     log: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """AdamW on the trainable parameters for ``config.steps`` batches drawn at random.
+    """AdamW on the trainable parameters, on batches drawn at random, for ``config.steps`` steps
+    or ``config.max_minutes`` of training (validation not counted), whichever ends first.
 
-    Returns the metrics: the training loss every step, and ``evaluate(step)`` every
-    ``eval_interval`` steps and at the end."""
+    Returns the metrics: the training loss every step, and ``evaluate(step)`` (whose "score"
+    is higher for better) every ``eval_interval`` steps and at the end. With ``evaluate``, the
+    model keeps the weights of its best evaluation (early stopping), logged last as "kept"."""
+    head = {id(p) for p in head_parameters(model)}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    groups = [  # a new head starts from nothing: it trains at the head's rate in every method
+        {"params": [p for p in trainable if id(p) not in head], "peak": config.lr},
+        {"params": [p for p in trainable if id(p) in head], "peak": max(config.lr, HEAD_RATE)},
+    ]
+    groups = [g for g in groups if g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
     draws = torch.Generator().manual_seed(config.seed)
-    metrics = []
+    budget, spent, metrics, best = config.max_minutes * 60.0, 0.0, [], None
     for step in range(config.steps):
+        started = time.perf_counter()
         model.train()
         picks = torch.randint(len(train), (config.batch_size,), generator=draws).tolist()
         loss = batch_loss(model, train.batch(picks, pad_id, config.mask_prompt))
+        progress = max((step + 1) / config.steps, spent / budget if budget else 0.0)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config.steps, config.lr)
+            group["lr"] = lr_at(min(progress, 1.0), group["peak"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
-        metrics.append({"kind": "train", "step": step + 1, "loss": loss.item()})
-        if evaluate and ((step + 1) % config.eval_interval == 0 or step + 1 == config.steps):
-            metrics.append({"kind": "val", "step": step + 1, **evaluate(step + 1)})
+        spent += time.perf_counter() - started
+        last = step + 1 == config.steps or (budget and spent >= budget)
+        metrics.append({"kind": "train", "step": step + 1, "loss": loss.item(), "seconds": spent})
+        if evaluate and ((step + 1) % config.eval_interval == 0 or last):
+            metrics.append({"kind": "val", "step": step + 1, "seconds": spent,
+                            **evaluate(step + 1)})  # fmt: skip
+            if best is None or metrics[-1]["score"] > best[0]["score"]:
+                best = (metrics[-1], {n: p.detach().clone() for n, p in model.named_parameters()
+                                      if p.requires_grad})  # fmt: skip
+        if log:
+            log(metrics[-1])
+        if last:
+            break
+    if best is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in best[1]:
+                    p.copy_(best[1][name])
+        metrics.append({**best[0], "kind": "kept"})
         if log:
             log(metrics[-1])
     return metrics
@@ -274,33 +378,44 @@ def fit(
     log: Callable[[dict], None] | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Prepare ``generator``'s model as ``config`` says, fine-tune it on ``train_set`` and
-    measure it on ``val_set`` as it goes (accuracy, or the loss on the answers): the model and
-    its metrics. ``tinygpt finetune`` and benchmarks/finetune.py both run this."""
+    measure it on ``val_set`` as it goes (accuracy, or the loss on the answers), keeping its
+    best weights: the model and its metrics. ``tinygpt finetune`` and
+    benchmarks/finetune.py both run this."""
     eot = add_end_of_text(generator) if config.task == "instruct" else None
     pad_id = eot if eot is not None else 0
     torch.manual_seed(config.seed)
     model = prepare(generator.model, config)
     train_data, val_data = Encoded(generator, train_set, eot), Encoded(generator, val_set, eot)
+    if isinstance(model, SurpriseReadout):
+        model.calibrate(train_data.rows, pad_id)
 
     def evaluate(step: int) -> dict:
         if config.task == "classify":
             right = (predict(model, val_data, pad_id) == val_data.labels).sum().item()
-            return {"val_accuracy": right / len(val_data)}
-        return {"val_loss": mean_response_loss(model, val_data, pad_id)}
+            return {"val_accuracy": right / len(val_data), "score": right / len(val_data)}
+        loss = mean_response_loss(model, val_data, pad_id)
+        return {"val_loss": loss, "score": -loss}
 
     return model, finetune(model, train_data, config, pad_id, evaluate, log)
 
 
 @torch.no_grad()
-def predict(model: Classifier, data: Encoded, pad_id: int, batch_size: int = 64) -> torch.Tensor:
-    """Predicted class ids for every example: (N,)."""
+def class_scores(
+    model: nn.Module, data: Encoded, pad_id: int, batch_size: int = 64
+) -> torch.Tensor:
+    """The classifier's scores (logits) for every example: (N, K)."""
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(data), batch_size):
         idx, lengths, _ = data.batch(list(range(start, min(start + batch_size, len(data)))), pad_id)
-        out.append(model(idx.to(device), lengths.to(device)).argmax(-1).cpu())
+        out.append(model(idx.to(device), lengths.to(device)).float().cpu())
     return torch.cat(out)
+
+
+def predict(model: nn.Module, data: Encoded, pad_id: int) -> torch.Tensor:
+    """Predicted class ids for every example: (N,)."""
+    return class_scores(model, data, pad_id).argmax(-1)
 
 
 @torch.no_grad()
@@ -331,17 +446,22 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return centre - half, centre + half
 
 
+def is_new_part(model: nn.Module, name: str) -> bool:
+    """Whether ``name`` in the model's state is something fine-tuning added, not the base's."""
+    if isinstance(model, Classifier):
+        return name.startswith("gpt.lm_head.")
+    return isinstance(model, SurpriseReadout) and not name.startswith("gpt.")
+
+
 def changed_state(model: nn.Module, config: FinetuneConfig) -> dict[str, torch.Tensor]:
     """The tensors a fine-tune changed: what its file must hold."""
     state = model.state_dict()
     if config.method in ("full", "scratch"):
         kept = state
-    elif config.method == "lora":
-        kept = {**lora_state(model), **{k: v for k, v in state.items() if "lm_head" in k}}
-        if config.task == "instruct":  # the head is tied to the (frozen) embedding
-            kept = lora_state(model)
-    else:
-        kept = {k: v for k, v in state.items() if "lm_head" in k}
+    else:  # the new head (and what a readout reads with), and the adapters
+        kept = {k: v for k, v in state.items() if is_new_part(model, k)}
+        if config.method == "lora":
+            kept.update(lora_state(model))
     seen, out = set(), {}
     for name, tensor in kept.items():  # a tied matrix is stored once
         if tensor.data_ptr() not in seen:
@@ -411,13 +531,22 @@ def load_base(
     checkpoint, or GPT-2 (a hub name such as ``gpt2``, or a folder with config.json and
     model.safetensors; Appendix B), its window cropped to ``block_size``."""
     from tinygpt.data import sha256_of
-    from tinygpt.pretrained import FILES, gpt2_files, gpt2_for_finetuning
+    from tinygpt.pretrained import gpt2_files, gpt2_for_finetuning
 
-    path = Path(spec).expanduser()
-    hf_folder = path.is_dir() and all((path / name).is_file() for name in FILES)
-    if hf_folder or (not path.exists() and str(spec).startswith("gpt2")):
+    if is_gpt2_base(spec):
         model = gpt2_for_finetuning(spec, block_size, dropout=0.0)
         return TextGenerator(model, None, device), sha256_of(gpt2_files(spec)[1])
+    path = Path(spec).expanduser()
     if path.is_dir():
         path = path / "best.safetensors"
     return TextGenerator.from_checkpoint(path, device), sha256_of(path)
+
+
+def is_gpt2_base(spec: str | Path) -> bool:
+    """Whether ``load_base`` reads ``spec`` as GPT-2: a folder with Hugging Face's files, or a
+    hub name such as ``gpt2`` that is not a path here."""
+    from tinygpt.pretrained import FILES
+
+    path = Path(spec).expanduser()
+    hf_folder = path.is_dir() and all((path / name).is_file() for name in FILES)
+    return hf_folder or (not path.exists() and str(spec).startswith("gpt2"))
