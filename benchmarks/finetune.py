@@ -12,6 +12,8 @@ trained on, each as written and with two words swapped):
   surprise) with the model frozen or fully trained. Each method's peak learning rate is chosen
   on the validation split from a grid of three, each tried for ``--grid-minutes``; the chosen
   one then trains for ``--minutes``, keeps its best validation weights, and is tested once.
+  Full fine-tuning of the last-token head runs once more for three times as long
+  (``full-long``), to see whether it was still climbing.
 
 Instructions (say the blanked word, the first word or the last word of a passage): the
 pretrained model untuned, then full fine-tuning and LoRA with the loss on the response only
@@ -19,7 +21,7 @@ pretrained model untuned, then full fine-tuning and LoRA with the loss on the re
 run's rate. Accuracies come with 95% Wilson intervals; every run records its trainable
 parameters, optimizer state, steps, wall time and tokens/s.
 
-    python benchmarks/finetune.py                          # about 70 minutes on 2 cores
+    python benchmarks/finetune.py                          # about 95 minutes on 2 cores
     python benchmarks/finetune.py --base runs/x --minutes 0.2 --grid-minutes 0.1 \
         --results /tmp/ft                                  # a quick look
     python benchmarks/finetune.py --classify reply --only baselines,scratch,head,full \
@@ -267,7 +269,14 @@ def plans(labels: tuple[str, ...], eval_interval: int) -> dict:
             ft.FinetuneConfig("instruct", "full", mask_prompt=False, **common),
             (),
         ),
+        # Full fine-tuning of the last-token classifier, at its chosen rate, for three times
+        # the budget: does it keep climbing?
+        "full-long": (ft.FinetuneConfig(method="full", **order), ()),
     }
+
+
+# A run without a grid takes another run's chosen rate, and a multiple of the budget.
+BORROWS = {"instruct-full-unmasked": ("instruct-full", 1.0), "full-long": ("full", 3.0)}
 
 
 def main() -> None:
@@ -289,7 +298,9 @@ def main() -> None:
     runs = plans(labels, args.eval_interval)
     chosen = [n for n in args.only.split(",") if n] or ["zero_shot", "baselines", *runs]
     path = args.results / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
+    results = {}  # a full run starts afresh; --only adds to (or replaces in) what is there
+    if path.exists() and args.only:
+        results = json.loads(path.read_text())
     base_final = [m for m in read_metrics(base / "metrics.jsonl") if m["kind"] == "final"][-1]
     results["setup"] = {
         "base": str(base),
@@ -341,11 +352,14 @@ def main() -> None:
         config, rates = runs[name]
         data = reply if config.task == "classify" else cloze
         print(f"{name}: {config.task} {config.method} {config.readout}", flush=True)
+        minutes = args.minutes
         if rates:
             rate, tried = choose_rate(base, config, rates, data, args.grid_minutes)
-        else:  # the unmasked run takes the masked run's rate
-            rate, tried = results["runs"]["instruct-full"]["config"]["learning_rate"], {}
-        config = replace(config, learning_rate=rate, max_minutes=args.minutes)
+        else:
+            lender, factor = BORROWS[name]
+            rate, tried = results["runs"][lender]["config"]["learning_rate"], {}
+            minutes *= factor
+        config = replace(config, learning_rate=rate, max_minutes=minutes)
         results.setdefault("runs", {})[name] = {**run(base, config, data), "grid": tried}
         r = results["runs"][name]
         print(

@@ -115,6 +115,15 @@ def test_classifier_and_instruction_fine_tunes_end_to_end(base, data, tmp_path, 
     assert "<|endoftext|>" not in out
 
 
+def test_the_surprise_readout_labels_texts_from_the_command_line(base, data, tmp_path, capsys):
+    assert tune(base, tmp_path / "s", "--data", str(data / "labels.jsonl"), "--method", "head",
+                "--readout", "surprise") == 0  # fmt: skip
+    assert "kept step" in capsys.readouterr().out
+    args = ["classify", "--checkpoint", str(base), "--adapter", str(tmp_path / "s"), "my lord"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.split("\t")[0] in ("no", "yes")
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [
@@ -123,6 +132,12 @@ def test_classifier_and_instruction_fine_tunes_end_to_end(base, data, tmp_path, 
         (("--no-mask",), "--no-mask applies to --task instruct only"),
         (("--steps", "0"), "--steps must be >= 1"),
         (("--data", "missing.jsonl"), "no such file"),
+        # A flag that does not apply is refused, not ignored:
+        (("--method", "full", "--lora-rank", "4"), "--lora-rank applies to --method lora only"),
+        (("--method", "head", "--lora-targets", "c_fc"), "--lora-targets applies to --method"),
+        (("--block-size", "0"), "--block-size crops a GPT-2 base's window"),
+        (("--task", "instruct", "--readout", "surprise"), "--readout applies to --task classify"),
+        (("--max-minutes", "-1"), "--max-minutes must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line(base, tmp_path, capsys, extra, words):

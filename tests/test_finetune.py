@@ -126,12 +126,16 @@ def test_end_of_text_gets_a_row_and_old_tokens_keep_their_scores(base_run):
 
 
 def test_save_and_apply_give_back_the_fine_tuned_model(base_run, tmp_path):
-    for task, method in (("classify", "lora"), ("instruct", "lora"), ("instruct", "full")):
+    runs = [("classify", "lora", "last"), ("instruct", "lora", "last"),
+            ("instruct", "full", "last"), ("classify", "head", "surprise"),
+            ("classify", "lora", "surprise")]  # fmt: skip
+    for task, method, readout in runs:
         generator, sha = ft.load_base(base_run)
         config = ft.FinetuneConfig(
             task,
             method,
             lora_rank=2,
+            readout=readout,
             steps=2,
             batch_size=2,
             labels=LABELS if task == "classify" else (),
@@ -139,6 +143,8 @@ def test_save_and_apply_give_back_the_fine_tuned_model(base_run, tmp_path):
         eot = ft.add_end_of_text(generator) if task == "instruct" else None
         torch.manual_seed(0)
         model = ft.prepare(generator.model, config)
+        if readout == "surprise":
+            model.calibrate(ft.Encoded(generator, reply_data()).rows, pad_id=0)
         data = (
             reply_data()
             if task == "classify"
@@ -148,7 +154,7 @@ def test_save_and_apply_give_back_the_fine_tuned_model(base_run, tmp_path):
             ]
         )
         ft.finetune(model, ft.Encoded(generator, data, eot), config, pad_id=eot or 0)
-        path = ft.save(tmp_path / f"{task}-{method}.safetensors", model, config, sha)
+        path = ft.save(tmp_path / f"{task}-{method}-{readout}.safetensors", model, config, sha)
         fresh, _ = ft.load_base(base_run)
         loaded = ft.apply(fresh, path, sha)
         for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
@@ -157,7 +163,74 @@ def test_save_and_apply_give_back_the_fine_tuned_model(base_run, tmp_path):
             ft.apply(ft.load_base(base_run)[0], path, "0" * 64)
 
 
+def test_the_surprise_readout_is_the_largest_excess_loss_by_hand():
+    """SurpriseReadout's feature, computed by hand from the model's logits: each real token's
+    loss minus its unigram loss, the largest per row; padding never counts."""
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8)).eval()
+    model = ft.SurpriseReadout(gpt, 2)
+    rows = [[1, 2, 3, 4, 5], [6, 7], [8]]
+    model.calibrate(rows, pad_id=0)
+    counts = torch.bincount(torch.tensor([1, 2, 3, 4, 5, 6, 7, 8]), minlength=20).double() + 1
+    assert torch.allclose(model.unigram_loss, -(counts / counts.sum()).log().float())
+    idx, lengths = ft.classify_batch(rows, pad_id=0)
+    got = model.surprise(idx, lengths)
+    for b, row in enumerate(rows):
+        logits = gpt(torch.tensor([row]))[0][0]  # (T, V), the row alone
+        by_hand = [
+            -logits[t].log_softmax(-1)[row[t + 1]] - model.unigram_loss[row[t + 1]]
+            for t in range(len(row) - 1)
+        ]
+        expected = max(by_hand) if by_hand else torch.tensor(0.0)  # one token: no surprise
+        assert got[b].item() == pytest.approx(expected.item(), abs=1e-5)
+    idx[1, 2:] = 19  # other padding: the same feature
+    assert torch.allclose(model.surprise(idx, lengths), got, atol=1e-6)
+    assert model(idx, lengths).shape == (3, 2)
+
+
+def test_a_budget_ends_the_run_and_the_best_validation_weights_are_kept(base_run):
+    """Early stopping: the weights at the end are those of the best validation score, which
+    may be an earlier step's; and a time budget ends a run long before its steps."""
+    generator, _ = ft.load_base(base_run)
+    config = ft.FinetuneConfig(
+        "classify", "head", steps=6, batch_size=4, eval_interval=1, labels=LABELS
+    )
+    torch.manual_seed(0)
+    model = ft.prepare(generator.model, config)
+    head = model.gpt.lm_head.weight
+    scores = iter([0.5, 0.9, 0.1, 0.2, 0.3, 0.4])  # the best is step 2
+    seen = {}
+
+    def evaluate(step):
+        seen[step] = head.detach().clone()
+        return {"val_accuracy": 0.0, "score": next(scores)}
+
+    metrics = ft.finetune(model, ft.Encoded(generator, reply_data()), config, 0, evaluate)
+    assert metrics[-1]["kind"] == "kept" and metrics[-1]["step"] == 2
+    assert torch.equal(head, seen[2]) and not torch.equal(head, seen[6])
+    timed = ft.FinetuneConfig(
+        "classify", "head", steps=10**6, max_minutes=1e-4, batch_size=4, labels=LABELS
+    )
+    metrics = ft.finetune(model, ft.Encoded(generator, reply_data()), timed, pad_id=0)
+    assert metrics[-1]["step"] < 10**6 and metrics[-1]["seconds"] >= 60 * 1e-4
+
+
+def test_the_schedule_warms_up_and_decays_to_zero():
+    assert ft.lr_at(0.05, 1e-3) == pytest.approx(0.5e-3)
+    assert ft.lr_at(0.1, 1e-3) == pytest.approx(1e-3)
+    assert ft.lr_at(0.55, 1e-3) == pytest.approx(0.5e-3)
+    assert ft.lr_at(1.0, 1e-3) == 0.0
+    # A new head trains at the grid's rate alone, and at least at HEAD_RATE beside other weights
+    assert ft.head_rate(ft.FinetuneConfig(method="head", learning_rate=1e-3)) == 1e-3
+    assert ft.head_rate(ft.FinetuneConfig(method="full", learning_rate=1e-4)) == ft.HEAD_RATE
+    assert ft.head_rate(ft.FinetuneConfig(method="lora", learning_rate=8e-3)) == 8e-3
+
+
 def test_config_errors():
+    with pytest.raises(ValueError, match="readout applies"):
+        ft.FinetuneConfig("instruct", "full", readout="surprise")
+    with pytest.raises(ValueError, match="max-minutes"):
+        ft.FinetuneConfig(max_minutes=-1)
     with pytest.raises(ValueError, match="lora-rank"):
         ft.FinetuneConfig(lora_rank=0)
     with pytest.raises(ValueError, match="unknown method"):
@@ -197,12 +270,21 @@ def test_gpt2_weights_fine_tune_unchanged_offline(tmp_path):
 
 def test_the_committed_measurements_agree_with_the_code():
     """book/results/finetune/results.json (benchmarks/finetune.py): each run's trainable count is
-    what ``prepare`` gives the base model's shape, and each interval is its Wilson interval."""
+    what ``prepare`` gives the base model's shape, its rate is the best of its grid, its kept
+    step is its best validation score, each interval is its Wilson interval, and each
+    instruction run's exact matches recount from its answers."""
     import json
     from pathlib import Path
 
+    from tinygpt.data import load_text
+
     results = json.loads(Path("book/results/finetune/results.json").read_text())
     shape = GPTConfig(**results["setup"]["base_config"]["model"])
+    test_prompts = tasks.instruction_examples(tasks.split_speeches(load_text())["test"])
+
+    def check_interval(r, name):
+        assert ft.wilson_interval(r["test_correct"], r["test_n"]) == pytest.approx(r["ci95"]), name
+
     for name, run in results["runs"].items():
         config = ft.FinetuneConfig(**run["config"])
         torch.manual_seed(0)
@@ -211,14 +293,25 @@ def test_the_committed_measurements_agree_with_the_code():
             gpt.transformer.wte = torch.nn.Embedding(shape.vocab_size + 1, shape.n_embd)
             gpt.lm_head.weight = gpt.transformer.wte.weight  # the new <|endoftext|> row
         model = ft.prepare(gpt, config)
-        assert (
-            sum(p.numel() for p in model.parameters() if p.requires_grad)
-            == (run["trainable_parameters"])
-        ), name
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert trainable == run["trainable_parameters"], name
         assert run["optimizer_bytes"] == 8 * run["trainable_parameters"]
         assert run["test_correct"] / run["test_n"] == run["test_accuracy"]
-        assert ft.wilson_interval(run["test_correct"], run["test_n"]) == pytest.approx(run["ci95"])
+        check_interval(run, name)
+        if run["grid"]:  # the rate is the grid's best on validation
+            best = max(run["grid"], key=lambda rate: run["grid"][rate]["val_score"])
+            assert float(best) == config.learning_rate, name
+        evaluations = [m for m in run["curve"] if m["kind"] == "val"]
+        kept = run["curve"][-1]
+        assert kept["kind"] == "kept" and kept["score"] == max(m["score"] for m in evaluations)
+        assert kept["step"] == run["kept_step"] <= run["steps"], name
+        if config.task == "classify":
+            check_interval(run["pairwise"], name)
+        else:
+            hits = [a.strip() == e.response for a, e in zip(run["answers"], test_prompts)]
+            assert len(hits) == run["test_n"] and sum(hits) == run["test_correct"], name
     names = ("majority", "bag_of_words", "word_bigrams", "common_answer", "untuned")
     for name in names:
-        b = results["baselines"][name]
-        assert ft.wilson_interval(b["test_correct"], b["test_n"]) == pytest.approx(b["ci95"]), name
+        check_interval(results["baselines"][name], name)
+    for name in ("lm_val", "lm_test", "bigram_val", "bigram_test"):
+        check_interval(results["zero_shot"][name], name)

@@ -51,7 +51,7 @@ READOUTS = ("last", "surprise")
 # One peak learning rate per method (not tuned per task): a new head or adapter starts from
 # nothing and can move fast; pretrained weights should move little; scratch is Chapter 8's rate.
 LEARNING_RATES = {"head": 3e-3, "lora": 2e-3, "full": 3e-4, "scratch": 1e-3}
-HEAD_RATE = LEARNING_RATES["head"]  # the least a new head trains at, whatever the method
+HEAD_RATE = LEARNING_RATES["head"]  # the least a new head trains at beside other weights
 
 
 @dataclass
@@ -310,6 +310,12 @@ def lr_at(progress: float, peak: float, warmup: float = 0.1) -> float:
     return peak * min(progress / warmup, (1.0 - progress) / (1.0 - warmup), 1.0)
 
 
+def head_rate(config: FinetuneConfig) -> float:
+    """A new head's peak rate: the run's own when only the head trains, else at least
+    HEAD_RATE, since a head that starts from nothing must move further than what it reads."""
+    return config.lr if config.method == "head" else max(config.lr, HEAD_RATE)
+
+
 def finetune(
     model: nn.Module,
     train: Encoded,
@@ -328,7 +334,7 @@ def finetune(
     trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [  # a new head starts from nothing: it trains at the head's rate in every method
         {"params": [p for p in trainable if id(p) not in head], "peak": config.lr},
-        {"params": [p for p in trainable if id(p) in head], "peak": max(config.lr, HEAD_RATE)},
+        {"params": [p for p in trainable if id(p) in head], "peak": head_rate(config)},
     ]
     groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
