@@ -13,7 +13,7 @@ trained on, each as written and with two words swapped):
   on the validation split from a grid of three, each tried for ``--grid-minutes``; the chosen
   one then trains for ``--minutes``, keeps its best validation weights, and is tested once.
   Full fine-tuning of the last-token head runs once more for three times as long
-  (``full-long``), to see whether it was still climbing.
+  (``full-long``), to see whether it was still climbing; so does full instruction tuning.
 
 Instructions (say the blanked word, the first word or the last word of a passage): the
 pretrained model untuned, then full fine-tuning and LoRA with the loss on the response only
@@ -21,7 +21,7 @@ pretrained model untuned, then full fine-tuning and LoRA with the loss on the re
 run's rate. Accuracies come with 95% Wilson intervals; every run records its trainable
 parameters, optimizer state, steps, wall time and tokens/s.
 
-    python benchmarks/finetune.py                          # about 95 minutes on 2 cores
+    python benchmarks/finetune.py                          # about 110 minutes on 2 cores
     python benchmarks/finetune.py --base runs/x --minutes 0.2 --grid-minutes 0.1 \
         --results /tmp/ft                                  # a quick look
     python benchmarks/finetune.py --classify reply --only baselines,scratch,head,full \
@@ -272,11 +272,17 @@ def plans(labels: tuple[str, ...], eval_interval: int) -> dict:
         # Full fine-tuning of the last-token classifier, at its chosen rate, for three times
         # the budget: does it keep climbing?
         "full-long": (ft.FinetuneConfig(method="full", **order), ()),
+        # And instruction tuning of the whole model, likewise.
+        "instruct-full-long": (ft.FinetuneConfig("instruct", "full", **common), ()),
     }
 
 
 # A run without a grid takes another run's chosen rate, and a multiple of the budget.
-BORROWS = {"instruct-full-unmasked": ("instruct-full", 1.0), "full-long": ("full", 3.0)}
+BORROWS = {
+    "instruct-full-unmasked": ("instruct-full", 1.0),
+    "full-long": ("full", 3.0),
+    "instruct-full-long": ("instruct-full", 3.0),
+}
 
 
 def main() -> None:
