@@ -225,3 +225,14 @@ def test_gpt2_weights_are_a_base_like_any_other(data, tmp_path, capsys):
     )
     assert "lora on instruct" in capsys.readouterr().out
     assert (tmp_path / "out" / "finetuned.safetensors").is_file()
+
+
+def test_a_time_budget_alone_ends_the_run(base, data, tmp_path, capsys):
+    """--max-minutes without --steps: the clock ends the run, not the default 300 steps."""
+    args = ["finetune", "--base", str(base), "--out", str(tmp_path / "t"), "--method", "head",
+            "--data", str(data / "labels.jsonl"), "--batch-size", "2",
+            "--max-minutes", "0.005"]  # fmt: skip
+    assert main(args) == 0
+    metrics = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").open()]
+    train = [m for m in metrics if m["kind"] == "train"]
+    assert train[-1]["seconds"] >= 0.3 and metrics[-1]["kind"] == "kept"

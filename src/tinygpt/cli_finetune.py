@@ -60,7 +60,9 @@ def add_parsers(commands) -> None:
         "(last)",
     )
     tune.add_argument("--no-mask", action="store_true", help="instruct: learn the prompts too")
-    tune.add_argument("--steps", type=int, default=300, help="the most steps")
+    tune.add_argument(
+        "--steps", type=int, default=None, help="the most steps (300; none with --max-minutes)"
+    )
     tune.add_argument(
         "--max-minutes", type=float, default=0.0, help="training time budget; 0 = none"
     )
@@ -139,7 +141,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         task=args.task,
         method=args.method,
         mask_prompt=not args.no_mask,
-        steps=args.steps,
+        steps=args.steps if args.steps is not None else (10**9 if args.max_minutes else 300),
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         eval_interval=args.eval_interval,
