@@ -75,6 +75,8 @@ def compile_pattern(pattern: str) -> regex.Pattern:
     return regex.compile(spelled, flags=regex.VERSION1)  # V1: sets nest, and -- subtracts
 
 
+
+
 def __getattr__(name: str):
     if name == "GPT2_SPLIT_RE":  # GPT-2's pre-tokenizer, compiled on first use (~0.2 s)
         return compile_pattern(GPT2_SPLIT_PATTERN)

@@ -518,7 +518,9 @@ def train_step(
     return loss, grad_norm
 
 
-def evaluate(model: GPT, corpus: Corpus, config: TrainConfig, device: torch.device) -> dict:
+def evaluate(
+    model: GPT, corpus: Corpus, config: TrainConfig, device: torch.device
+) -> dict:
     """Validation and training loss, on the same ``eval_batches`` windows of
     each split every time (``estimate_loss`` draws them with a fixed seed)."""
     losses = {}
