@@ -332,7 +332,7 @@ def finetune(
     model keeps the weights of its best evaluation (early stopping), logged last as "kept"."""
     head = {id(p) for p in head_parameters(model)}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [  # a new head starts from nothing: it trains at the head's rate in every method
+    groups = [  # a new head starts from nothing: it trains at head_rate (see there)
         {"params": [p for p in trainable if id(p) not in head], "peak": config.lr},
         {"params": [p for p in trainable if id(p) in head], "peak": head_rate(config)},
     ]
