@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "book").glob("*.ipynb"))
-PACKAGE_FIGURES = sorted((REPO / "src" / "tinygpt" / "book").glob("*.py"))
+PACKAGE_FIGURES = sorted((REPO / "src" / "tinygpt" / "book").rglob("*.py"))
 MIN_POINTS = 9  # 12.5 px at 100 dpi; at least 10 px on screen at the 80 % the browser test allows
 MAX_FIGURE_INCHES = 9.2  # 920 px at 100 dpi: the 1440 px column shows 912 px, so >= 80 %
 FONT_KEYS = [
@@ -59,7 +59,7 @@ def test_the_figure_style_sets_every_font_to_at_least_9_points():
     assert not small, f"the book's style sets fonts under {MIN_POINTS} pt: {small}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + PACKAGE_FIGURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + PACKAGE_FIGURES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_figure_sets_a_smaller_font_or_a_wider_figure(path):
     sources = code_cells(path) if path.suffix == ".ipynb" else [path.read_text()]
     problems = []
@@ -72,13 +72,13 @@ def test_no_figure_sets_a_smaller_font_or_a_wider_figure(path):
     assert not problems, f"{path.name}: {problems}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
 def test_notebook_code_fits_a_100_character_line(path):
     long = [line for src in code_cells(path) for line in src.splitlines() if len(line) > 100]
     assert not long, f"{path.name}: lines over 100 characters: {long[:3]}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
 def test_bookkeeping_cells_are_hidden_but_run(path):
     """A cell that reports how long the notebook ran is for the tests, not the reader: it is
     removed from the rendered page (remove-cell) and its changing output is not compared."""
