@@ -465,7 +465,7 @@ def test_a_tag_covers_a_block_its_else_and_a_continued_statement():
         and "x + 1" not in early
         and "g(\n        x,\n        rope" not in early
     )
-    assert "y = g(\n        x,\n    )\n" in early  # a tagged argument leaves no marker
+    assert "    y = g(x)\n" in early  # a tagged argument leaves no marker; the call is relaid
     assert early.count("# … more in") == 1  # the two adjacent notes are joined
     assert "Chapters 7 and 8" in early
     compile(early, "view", "exec")
@@ -548,3 +548,73 @@ def test_a_docstring_left_with_one_line_closes_on_it():
             return 1
     '''
     assert view(source, 4) == 'def f():\n    """Does f."""\n    return 1\n'
+
+
+def test_notes_with_only_blank_lines_between_them_are_joined():
+    source = """
+        class A:
+            def f(self):  # [ch9]
+                return 1
+
+            def g(self):  # [ch8]
+                return 2
+
+            def h(self):
+                return 3
+    """
+    early = view(source, 4)
+    assert early.count("# … more in") == 1 and "# … more in Chapters 8 and 9\n" in early
+    compile(early, "view", "exec")
+
+
+def test_a_list_that_lost_lines_is_laid_out_again():
+    source = """
+        def f(
+            x,
+            rope=None,  # [ch8]
+        ) -> int:
+            y = g(
+                x,
+                cache,  # [ch7]
+            )  # a note
+            z = a_rather_long_function_name_for_this_test(
+                first_argument_name,
+                second_argument_name,
+                third_argument_name,
+                rope,  # [ch8]
+            )
+            w = g(
+                x,
+                y,
+            )
+            return (
+                z,  # [ch8]
+                y,
+            )
+    """
+    early = view(source, 6)
+    assert early.startswith("def f(x) -> int:\n    y = g(x)  # a note\n")
+    assert (  # too long for one line: the items on one line between the brackets
+        "    z = a_rather_long_function_name_for_this_test(\n"
+        "        first_argument_name, second_argument_name, third_argument_name\n    )\n"
+    ) in early
+    assert "    w = g(\n        x,\n        y,\n    )\n" in early  # lost nothing: as written
+    assert "    return (y,)\n" in early  # a tuple of one keeps its comma
+    assert view(source, 8) == textwrap.dedent(source).lstrip("\n").replace("  # [ch8]", "").replace(
+        "  # [ch7]", ""
+    )  # the final view keeps the source's layout
+    compile(early, "view", "exec")
+
+
+def test_a_listing_without_notes_says_once_what_later_chapters_add():
+    from tinygpt.attention import CausalSelfAttention
+    from tinygpt.book.source import later_chapters
+
+    plain = view_source(CausalSelfAttention, 4, markers=False)
+    assert "# … more in" not in plain and "[ch" not in plain
+    noted = view_source(CausalSelfAttention, 4).splitlines()
+    kept = [line for line in noted if not line.strip().startswith("# … more in")]
+    kept = [line for k, line in enumerate(kept) if line or (k and kept[k - 1])]
+    assert plain.splitlines() == kept  # the same code, without the notes
+    assert later_chapters(CausalSelfAttention, 4) == ["7", "8", "9"]
+    assert later_chapters(CausalSelfAttention, 9) == []

@@ -13,6 +13,12 @@ come back, and the tags are removed. A tag covers the whole statement that start
 its continuation lines, and its block if it opens one (``if rope is not None:  # [ch8]`` drops
 the ``if`` and its body). In a docstring or a comment block, a tagged line drops its paragraph.
 
+Notes that would sit next to each other (only blank lines between them) are joined into one,
+and a bracketed list that lost lines (a signature whose later parameters are left out, a call
+whose later arguments are) is laid out again as if written that way: on one line when it fits.
+With ``markers=False`` a listing carries no notes at all; ``show_source`` then says once, under
+the listing, which chapters add to it (for a listing that would otherwise be a list of notes).
+
 A view is code, not a picture of code: ``compile_view`` turns it back into a function or class,
 and the tests prove each view a chapter shows computes what the package computes at that
 chapter's settings.
@@ -190,43 +196,122 @@ def _earlier_forms(i: int, lines: Sequence[str], now: int, facts, out: list[str]
     return end
 
 
+def _chapters_text(chapters: Sequence[str]) -> str:
+    """The chapters as words: "Chapter 8", "Chapters 7 and 8", "Chapters 7, 8 and 9"."""
+    chapters = sorted(set(chapters), key=stage)
+    if len(chapters) == 1:
+        return chapter_title(chapters[0])
+    title = "Chapters" if all(c.isdigit() for c in chapters) else "Chapters/Appendices"
+    return f"{title} {', '.join(chapters[:-1])} and {chapters[-1]}"
+
+
 def _mark(out: list[str], indent: int, chapter: str) -> None:
-    """Say where later code was left out; next to another such note, join them."""
+    """Say where later code was left out; next to another such note (or with only blank lines
+    between them), join them."""
     prefix = f"{' ' * indent}# … more in "
-    if out and out[-1].startswith(prefix):
-        chapters = re.findall(r"(\d+|[AB])\b", out[-1][len(prefix) :]) + [chapter]
-        chapters = sorted(set(chapters), key=stage)
-        if len(chapters) > 1:
-            title = "Chapters" if all(c.isdigit() for c in chapters) else "Chapters/Appendices"
-            out[-1] = f"{prefix}{title} {', '.join(chapters[:-1])} and {chapters[-1]}\n"
+    k = len(out) - 1
+    while k >= 0 and not out[k].strip():
+        k -= 1
+    if k >= 0 and out[k].startswith(prefix):
+        chapters = re.findall(r"(\d+|[AB])\b", out[k][len(prefix) :]) + [chapter]
+        out[k] = f"{prefix}{_chapters_text(chapters)}\n"
         return
     out.append(f"{prefix}{chapter_title(chapter)}\n")
 
 
-def view_lines(lines: Sequence[str], chapter: str | int) -> list[str]:
+OPENERS = {"(": ")", "[": "]", "{": "}"}
+LINE_LENGTH = 100  # the package's (ruff's) line length
+
+
+def _relaid(lines: list[str], a: int, b: int) -> list[str] | None:
+    """Lines a..b hold one bracketed list laid out one item a line (an opener ending line a, a
+    closer starting line b). Lay it out as a formatter would without a trailing comma: on one
+    line if it fits, else its items on one line between the opener and the closer. None if that
+    does not fit either, or the list holds comments or items of several lines."""
+    head, tail = lines[a].rstrip("\n"), lines[b].strip()
+    if "#" in head or not head or head[-1] not in OPENERS or tail[:1] != OPENERS[head[-1]]:
+        return None
+    items = [line.strip() for line in lines[a + 1 : b]]
+    if not items or any("#" in item or not item.endswith(",") for item in items):
+        return None
+    if any(item.count(o) != item.count(c) for item in items for o, c in OPENERS.items()):
+        return None  # an item that spans lines
+    joined = ", ".join(item[:-1] for item in items)
+    if len(items) == 1 and head[-1] == "(" and not re.search(r"[\w)\]]\($", head):
+        joined += ","  # a one-element tuple keeps its comma
+    one_line = f"{head}{joined}{tail}"
+    if len(one_line) <= LINE_LENGTH:
+        return [one_line + "\n"]
+    indent = " " * (_indent(lines[a]) + 4)
+    code_tail = tail.split("  #")[0]
+    if len(indent + joined) <= LINE_LENGTH and len(code_tail) <= 2:
+        return [head + "\n", indent + joined + "\n", lines[b]]
+    return None
+
+
+def _relay_shortened(out: list[str], origin: list[int | None], dropped: set[int]) -> list[str]:
+    """Lay out again each bracketed list of ``out`` that lost lines of its source (``dropped``:
+    the source lines left out as later code; ``origin``: where each line of ``out`` comes from,
+    None for a note or an earlier form)."""
+    try:
+        facts = _line_facts(out)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return out
+    depth_start, depth_end = facts[0], facts[1]
+    result: list[str] = []
+    i = 0
+    while i < len(out):
+        j = i
+        if depth_end[i] == depth_start[i] + 1:
+            j = i + 1
+            while j < len(out) and depth_end[j] > depth_start[i]:
+                j += 1
+        if j > i and j < len(out) and origin[i] is not None and origin[j] is not None:
+            lost = any(k in dropped for k in range(origin[i], origin[j]))
+            inner = all(depth_start[k] == depth_start[i] + 1 for k in range(i + 1, j + 1))
+            relaid = _relaid(out, i, j) if lost and inner else None
+            if relaid is not None:
+                result.extend(relaid)
+                i = j + 1
+                continue
+        result.append(out[i])
+        i += 1
+    return result
+
+
+def view_lines(lines: Sequence[str], chapter: str | int, markers: bool = True) -> list[str]:
     """The lines of some package source as a reader of ``chapter`` sees them (module docstring).
 
-    Left-out statements, blocks and methods leave a ``# … more in Chapter N`` line; left-out
-    parameters, arguments, comments and docstring paragraphs leave nothing.
+    Left-out statements, blocks and methods leave a ``# … more in Chapter N`` line (none with
+    ``markers=False``); left-out parameters, arguments, comments and docstring paragraphs leave
+    nothing, and a bracketed list that lost lines is laid out again.
     """
     now = stage(chapter)
     facts = _line_facts(lines)
     depth_start, comments, in_string = facts[0], facts[2], facts[3]
     out: list[str] = []
+    origin: list[int | None] = []  # the source line each line of out comes from (None: a note
+    dropped: set[int] = set()  # or an earlier form); the source lines left out as later code
     i = 0
     while i < len(lines):
         if EARLIER.match(lines[i]):
             i = _earlier_forms(i, lines, now, facts, out)
+            origin.extend([None] * (len(out) - len(origin)))
             continue
         tag = _tag(i, lines, comments, in_string)
         is_comment_line = i in in_string or lines[i].lstrip().startswith("#")
         if tag is not None and now < stage(tag):
-            if not (is_comment_line or depth_start[i]):
+            if markers and not (is_comment_line or depth_start[i]):
                 _mark(out, _indent(lines[i]), tag)
-            i = _span_end(i, lines, facts)
+                origin.extend([None] * (len(out) - len(origin)))
+            end = _span_end(i, lines, facts)
+            dropped.update(range(i, end))
+            i = end
             continue
         out.append(_strip_tag(lines[i], is_comment_line))
+        origin.append(i)
         i += 1
+    out = _relay_shortened(out, origin, dropped)
     kept = [line for k, line in enumerate(out) if line.strip() or (k and out[k - 1].strip())]
     kept = [  # no blank line before a docstring's closing quotes
         line
@@ -240,12 +325,22 @@ def view_lines(lines: Sequence[str], chapter: str | int) -> list[str]:
     return kept
 
 
-def view_source(obj: object, chapter: str | int | None = None) -> str:
+def view_source(obj: object, chapter: str | int | None = None, markers: bool = True) -> str:
     """``obj``'s source as it stands at ``chapter`` (dedented); with None, as it stands at the
-    end of the book (the package's source without its tags and earlier forms)."""
+    end of the book (the package's source without its tags and earlier forms). With
+    ``markers=False`` no ``# … more in`` notes mark what is left out."""
     source = textwrap.dedent(inspect.getsource(obj))
-    lines = view_lines(source.splitlines(keepends=True), STAGES[-1] if chapter is None else chapter)
-    return "".join(lines)
+    final = STAGES[-1] if chapter is None else chapter
+    return "".join(view_lines(source.splitlines(keepends=True), final, markers=markers))
+
+
+def later_chapters(obj: object, chapter: str | int) -> list[str]:
+    """The chapters after ``chapter`` that add to (or change) ``obj``'s source, in order."""
+    now = stage(chapter)
+    lines = inspect.getsource(obj).splitlines()
+    found = {m.group(2) for line in lines if (m := EARLIER.match(line))}
+    found |= {tag for line in lines for tag in TAG.findall(line)}
+    return sorted((c for c in found if stage(c) > now), key=stage)
 
 
 def later_names(text: str, chapter: str | int) -> list[str]:
@@ -273,25 +368,30 @@ def compile_view(obj: object, chapter: str | int) -> object:
     return namespace[obj.__name__]
 
 
-def show_source(obj: object, chapter: str | int | None = None) -> None:
+def show_source(obj: object, chapter: str | int | None = None, markers: bool = True) -> None:
     """Display an object's real source in a notebook, highlighted, with where it lives.
 
     Chapters show the package's code with this instead of copying it, so the book can never
     drift from the code it teaches. With ``chapter``, the code is shown as it stands at that
     chapter (see the module docstring); a view that names something a later chapter introduces
-    raises instead of being shown.
+    raises instead of being shown. With ``markers=False`` the listing carries no ``# … more
+    in`` notes, and one line under it says which chapters add to the code.
     """
     from IPython.display import Markdown, display
 
     module = inspect.getmodule(obj)
     _, start = inspect.getsourcelines(obj)
-    text = view_source(obj, chapter).rstrip()
+    text = view_source(obj, chapter, markers=markers).rstrip()
     where = f"`{module.__name__ if module else '?'}.{getattr(obj, '__qualname__', '')}`"
     header = f"{where} (line {start})"
+    note = ""
     if chapter is not None:
         leaks = later_names(text, chapter)
         if leaks:
             raise ValueError(f"the {chapter_title(str(chapter))} view names {', '.join(leaks)}")
         if text != view_source(obj).rstrip():
             header += f", as it stands in {chapter_title(str(chapter))}"
-    display(Markdown(f"{header}\n\n```python\n{text}\n```"))
+        later = later_chapters(obj, chapter)
+        if not markers and later:
+            note = f"\n\n*{_chapters_text(later)} add to this code; it is left out here.*"
+    display(Markdown(f"{header}\n\n```python\n{text}\n```{note}"))
