@@ -4,11 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-WORKERS = Path(__file__).parent / "workers"
 
 
 def torchrun(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -20,8 +17,9 @@ def torchrun(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
 
 
 def test_averaged_gradients_equal_single_process_gradients_on_the_combined_batch(tmp_path):
+    """tinygpt.distributed.gradient_check, the check Appendix A runs."""
     result_file = tmp_path / "grads.json"
-    proc = torchrun(str(WORKERS / "ddp_gradients.py"), str(result_file))
+    proc = torchrun("-m", "tinygpt.distributed", str(result_file))
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(result_file.read_text())
     assert result["world_size"] == 2

@@ -99,10 +99,11 @@ def interleaved(
     warmup: int = 1,
     device: torch.device | str = "cpu",
 ) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured in turn (A B A B ...) for ``rounds`` rounds.
+    """Seconds per call of each function, measured in turn for ``rounds`` rounds.
 
     Each function first runs ``warmup`` times untimed (allocations, lazy initialisation). The
-    order alternates between rounds, so that neither variant always runs right after the other.
+    order is reversed every other round (A B, B A, A B ...), so that neither variant always runs
+    right after the other.
     """
     if rounds < 1 or warmup < 0:
         raise ValueError(f"need rounds >= 1 and warmup >= 0, got {rounds} and {warmup}")
