@@ -5,6 +5,7 @@ import torch
 
 from tinygpt import checkpoint as ckpt
 from tinygpt.cli import main
+from tinygpt.generate import SamplingConfig, TextGenerator
 from tinygpt.model import GPTConfig
 from tinygpt.train import TrainConfig, train
 
@@ -30,6 +31,15 @@ def test_sample_streams_the_prompt_and_its_continuation(run_dir, capsys):
     assert sample(run_dir, "--prompt", "Leaving this place is something", "--seed", "0") == 0
     out = capsys.readouterr().out
     assert out.startswith("Leaving this place is something") and len(out) > 32
+
+
+def test_sample_prints_exactly_what_text_generator_returns(run_dir, capsys):
+    # Chapter 7 shows one line of this check on its own run.
+    args = ("--prompt", "ROMEO:", "--temperature", "0.8", "--top-k", "50", "--seed", "0")
+    assert sample(run_dir, *args) == 0
+    generator = TextGenerator.from_checkpoint(run_dir / "best.safetensors")
+    expected = generator("ROMEO:", 5, SamplingConfig(temperature=0.8, top_k=50, seed=0))[0]
+    assert capsys.readouterr().out == expected + "\n"
 
 
 def test_same_seed_same_text_and_several_samples(run_dir, capsys):
