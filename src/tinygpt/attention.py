@@ -37,8 +37,9 @@ def scaled_dot_product_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q kᵀ / √hs) v, written out. Returns the output and the attention weights.
 
-    q: (..., T_q, hs); k, v: (..., T_k, hs). Dividing by √hs keeps the scores' variance near 1
-    whatever the head size, so the softmax does not saturate into a one-hot at initialisation.
+    q: (..., T_q, hs); k, v: (..., T_k, hs). For q and k of unit variance, dividing by √hs keeps
+    the scores' variance at 1 whatever the head size, so the softmax does not saturate into a
+    one-hot.
     """
     hs = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (..., T_q, T_k)
@@ -128,7 +129,7 @@ class CausalSelfAttention(nn.Module):
 
     ``implementation`` is ``"sdpa"`` (PyTorch's fused kernel, the default: fastest) or
     ``"eager"`` (our own ``scaled_dot_product_attention`` above: readable, and it can return the
-    attention weights). Both compute the same function; the tests prove it.
+    attention weights). Both compute the same function.
     """
 
     def __init__(

@@ -18,6 +18,7 @@ from tinygpt.book.tokens import token_labels
 # 120 px on a phone), and rows of controls that wrap instead of running off the screen.
 LABEL_WIDTH = "6.5rem"
 SLIDER_WIDTH = "23rem"
+DPI = 100  # the explorer's heatmap is shown at the book's figure resolution (book.mplstyle)
 
 
 def _controls_layout():
@@ -52,13 +53,18 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
     config = getattr(model, "config", model)
     block_size = config.block_size
     style, control, row, wide = _controls_layout()
+    # A dropdown shows one line: a line break shows as ↵, as in the heatmap's labels.
     choose = widgets.Dropdown(
-        options=list(prompts), description="Prompt:", style=style, layout=wide
+        options=[(p.replace("\n", "↵ "), p) for p in prompts],
+        description="Prompt:",
+        style=style,
+        layout=wide,
     )
-    text = widgets.Text(
+    text = widgets.Textarea(  # a Textarea, not a Text: a prompt keeps its line breaks
         value=prompts[0],
         description="Or type:",
         continuous_update=False,
+        rows=2,
         style=style,
         layout=wide,
     )
@@ -109,8 +115,9 @@ def attention_explorer(model, encoding, prompts: Sequence[str], id_map=None):
         )
         fig.colorbar(heatmap, ax=ax, label="attention weight", shrink=0.8)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
+        fig.savefig(buffer, format="png", dpi=2 * DPI)  # sharp on a high-density screen
         image.value = buffer.getvalue()
+        image.width = str(round((size + 1.0) * DPI))  # shown at DPI: 9-pt labels are 12.5 px
 
     def pick(change) -> None:
         text.value = change["new"]  # triggers redraw through text's observer
