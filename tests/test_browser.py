@@ -45,9 +45,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -198,10 +200,29 @@ LAYOUT_PROBE = r"""
                           scroll: el.scrollWidth, client: el.clientWidth});
       }
     }
-    for (const img of article.querySelectorAll("img")) {
-      if (!img.naturalWidth || img.closest(".jupyter-widgets")) continue;
-      r.figures.push({where: where(img.closest(".cell") || img), natural: img.naturalWidth,
-                      shown: img.getBoundingClientRect().width});
+    // Each figure as shown, and as a tap shows it (book/_theme/tinygpt.js opens a figure shown
+    // smaller than drawn in an overlay): the width of the enlarged image, and whether a hint
+    // under the figure says that it enlarges. Widgets' images are listed after the others.
+    const images = [...article.querySelectorAll("img")].filter((img) => img.naturalWidth);
+    const widget = (img) => !!img.closest(".jupyter-widgets");
+    for (const img of images.filter((i) => !widget(i)).concat(images.filter(widget))) {
+      const hint = img.nextElementSibling;
+      const figure = {where: where(img.closest(".cell") || img), natural: img.naturalWidth,
+                      shown: img.getBoundingClientRect().width, widget: widget(img),
+                      hint: !!hint && hint.classList.contains("tinygpt-enlarge-hint") &&
+                            hint.getBoundingClientRect().height > 0,
+                      enlarged: null, closes: null};
+      img.click();
+      const big = document.querySelector(".tinygpt-lightbox img");
+      if (big) {
+        const s = getComputedStyle(big);
+        figure.enlarged = big.getBoundingClientRect().width - parseFloat(s.paddingLeft) -
+          parseFloat(s.paddingRight) - parseFloat(s.borderLeftWidth) -
+          parseFloat(s.borderRightWidth);
+        document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape", bubbles: true}));
+        figure.closes = !document.querySelector(".tinygpt-lightbox");
+      }
+      r.figures.push(figure);
     }
     const kinds = {".widget-slider .slider-container": "slider",
                    ".widget-dropdown select": "dropdown",
@@ -226,6 +247,19 @@ LAYOUT_PROBE = r"""
       }
     }
     r.overflowing = r.overflowing.slice(0, 20);
+    // Inline math wider than its paragraph that does not scroll: cut off by a box that hides
+    // its overflow (a dropdown), or running out of the column.
+    r.cut_math = [];
+    for (const math of article.querySelectorAll("mjx-container:not([display='true'])")) {
+      if (math.closest("table")) continue;
+      const box = math.parentElement.closest("p, li, dd, dt, div, blockquote");
+      const s = getComputedStyle(box);
+      const room = box.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+      const width = math.getBoundingClientRect().width;
+      if (room > 0 && width > room + 1 && getComputedStyle(math).overflowX === "visible") {
+        r.cut_math.push({where: where(box), width: Math.round(width), room: Math.round(room)});
+      }
+    }
     for (const math of document.querySelectorAll("mjx-container:not([display='true'])")) {
       let unit = math;  // the formula as the text sees it: maybe inside Sphinx's span.math
       while (unit.parentElement && unit.parentElement.childNodes.length === 1 &&
@@ -242,7 +276,16 @@ LAYOUT_PROBE = r"""
     if (window.parent !== window) window.parent.postMessage(text, "*");
     document.body.setAttribute("data-layout-report", text);
   }
-  window.addEventListener("load", function () { setTimeout(report, 6000); });
+  // Solutions are measured open: a second before the report, every dropdown is opened.
+  function openDropdowns() {
+    for (const title of document.querySelectorAll(".dropdown.toggle-hidden > .admonition-title")) {
+      title.click();
+    }
+  }
+  window.addEventListener("load", function () {
+    setTimeout(openDropdowns, 5000);
+    setTimeout(report, 6000);
+  });
 })();
 """
 # A page that shows others, each in a frame of a given width: a phone's 390 px viewport (headless
@@ -564,6 +607,130 @@ def notebook_pngs(notebook: dict) -> list[tuple[int, str]]:
     return out
 
 
+def png_dpi(data: bytes) -> float | None:
+    """The resolution a PNG records (its pHYs chunk, as matplotlib writes it), in dots per inch;
+    None if it records none."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"pHYs":
+            x, _, unit = struct.unpack(">IIB", data[at + 8 : at + 17])
+            return x * 0.0254 if unit == 1 else None  # unit 1: pixels per metre
+        if kind in (b"IDAT", b"IEND"):
+            return None  # pHYs comes before the image data
+        at += 12 + length
+    return None
+
+
+def image_bytes(page: Path, src: str) -> bytes | None:
+    if src.startswith("data:"):
+        head, _, body = src.partition(",")
+        return base64.b64decode(body) if head.endswith(";base64") else unquote(body).encode()
+    path = local_file(page, src)
+    return path.read_bytes() if path.is_file() else None
+
+
+def figure_dpis(page: Path, soup, notebook: dict | None) -> tuple[list, float | None]:
+    """The dpi of each figure the page shows, in the order the layout probe lists them (widgets'
+    images aside), and the lowest dpi among the images the notebook's widgets saved."""
+    article = soup.select_one("article.bd-article") or soup
+    dpis = []
+    for img in article.find_all("img"):
+        data = image_bytes(page, (img.get("src") or "").strip())
+        dpis.append(png_dpi(data) if data else None)
+    state = ((notebook or {}).get("metadata", {}).get("widgets", {}).get(WIDGET_STATE)) or {}
+    widget = [
+        png_dpi(base64.b64decode(buffer["data"]))
+        for model in state.get("state", {}).values()
+        if model.get("model_name") == "ImageModel"
+        for buffer in model.get("buffers", [])
+        if buffer.get("encoding", "base64") == "base64"
+    ]
+    widget = [d for d in widget if d]
+    return dpis, min(widget) if widget else None
+
+
+# The smallest text a figure holds (book.mplstyle, tests/test_layout.py), and how tall it must be
+# on a phone: at the default view or at the full size one tap opens.
+LABEL_PT = 9
+MIN_LABEL_PX = 9
+
+
+def label_problems(figures: list[dict], dpis: list, widget_dpi: float | None) -> list[str]:
+    """Figures whose smallest labels are under MIN_LABEL_PX CSS px both as shown and enlarged,
+    and figures shown too small to read with no hint that a tap enlarges them."""
+    problems = []
+    plain = [f for f in figures if not f.get("widget")]
+    if len(plain) != len(dpis):
+        return [f"the probe measured {len(plain)} figures, the page holds {len(dpis)}"]
+    for figure, dpi in zip(plain, dpis):
+        figure["dpi"] = dpi
+    for figure in figures:
+        dpi = widget_dpi if figure.get("widget") else figure["dpi"]
+        if not figure["shown"]:
+            continue  # not shown (in a folded cell): nothing to measure
+        if not dpi:
+            problems.append(f"{figure['where']!r}: the image records no dpi (pHYs)")
+            continue
+        per_px = LABEL_PT * dpi / 72 / figure["natural"]  # label height per CSS px of width
+        shown = per_px * figure["shown"]
+        best = per_px * max(figure["shown"], figure.get("enlarged") or 0)
+        if best < MIN_LABEL_PX:
+            how = "enlarged " if figure.get("enlarged") else "and cannot be enlarged, "
+            problems.append(
+                f"{figure['where']!r}: {LABEL_PT}-pt labels at {shown:.1f} px as shown, "
+                f"{how}{best:.1f} px ({figure['natural']} px at {dpi:.0f} dpi)"
+            )
+        elif shown < MIN_LABEL_PX and not figure.get("widget") and not figure.get("hint"):
+            problems.append(f"{figure['where']!r}: labels at {shown:.1f} px and no hint to tap")
+        if figure.get("enlarged") and figure.get("closes") is False:
+            problems.append(f"{figure['where']!r}: Escape does not close the enlarged figure")
+    return problems
+
+
+def solution_problems(notebook: dict | None, soup) -> list[str]:
+    """A Solution dropdown followed by its code in a separately folded cell (two toggles), or a
+    solution's code cell that is not inside its dropdown."""
+    problems = []
+    solutions = [
+        d
+        for d in soup.select(".admonition.dropdown")
+        if (title := d.select_one(".admonition-title"))
+        and title.get_text().strip().startswith("Solution")
+    ]
+    for n, dropdown in enumerate(solutions, 1):
+        after = dropdown.find_next_sibling()
+        if after is not None and (
+            "tag_hide-cell" in after.get("class", []) or after.select_one("details.hide")
+        ):
+            problems.append(f"Solution {n} is followed by a separately folded cell")
+        if dropdown.select_one("details.hide"):
+            problems.append(f"Solution {n} holds a second toggle")
+    if notebook:
+        cells = notebook["cells"]
+        expected = sum(
+            1
+            for md, code in zip(cells, cells[1:])
+            if md["cell_type"] == "markdown"
+            and code["cell_type"] == "code"
+            and "hide-cell" in tags(code)
+            and "remove-cell" not in tags(code)
+            and SOLUTION_LAST.search("".join(md["source"]))
+        )
+        holding = sum(1 for d in solutions if d.select_one(".cell .cell_input"))
+        if holding < expected:
+            problems.append(
+                f"{expected} solutions have a code cell after them, {holding} hold their code"
+            )
+    return problems
+
+
+# A markdown cell that ends with a Solution dropdown (the code cell after it belongs inside).
+SOLUTION_LAST = re.compile(r":::+\{admonition\} Solution[^\n]*\n(?:(?!:::)[^\n]*\n|\n)*:::+\s*$")
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -654,6 +821,7 @@ def test_page_renders(docname, html_root, dumps):
     else:
         problems["requests"] += [f"the page requested {u}" for u in dump.requests]
     problems["tracebacks"] = traceback_problems(soup)
+    problems["solutions"] = solution_problems(notebook, soup)
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, f"{docname}:\n" + "\n".join(
         f"  {kind}: {p}" for kind, ps in problems.items() for p in ps[:10]
@@ -821,6 +989,22 @@ def test_a_phone_page_is_no_wider_than_the_screen(docname, on_phone):
     assert report["page"] <= PHONE, (
         f"{docname} lays out {report['page']} px wide on a {PHONE} px phone:\n" + "\n".join(wide)
     )
+    cut = [f"{m['where']!r}: {m['width']} px in {m['room']} px" for m in report["cut_math"]]
+    assert not cut, f"{docname}: inline math cut off on a {PHONE} px phone:\n" + "\n".join(cut)
+
+
+@pytest.mark.parametrize("docname", toc_pages())
+def test_figure_labels_can_be_read_on_a_phone(docname, html_root, on_phone):
+    """On a 390 px phone a figure shrinks to the column; its 9-pt labels must be 9 CSS px or
+    more as shown, or one tap away: the enlarged figure (book/_theme/tinygpt.js) shows them at
+    the size they were drawn at."""
+    report = report_of(on_phone, docname)
+    page = html_root / f"{docname}.html"
+    source = source_of(docname)
+    notebook = json.loads(source.read_text()) if source.suffix == ".ipynb" else None
+    dpis, widget_dpi = figure_dpis(page, parse(page.read_text()), notebook)
+    problems = label_problems(report["figures"], dpis, widget_dpi)
+    assert not problems, f"{docname} at {PHONE} px:\n" + "\n".join(problems)
 
 
 MIN_WIDTH = {"slider": 120, "dropdown": 120, "text": 120, "number": 60, "button": 60}
@@ -916,3 +1100,86 @@ def test_layout_probe_catches_cut_code_shrunk_figures_narrow_sliders_and_wide_pa
     assert len(desktop["orphans"]) == 2 and desktop["page"] == DESKTOP
     assert phone["viewport"] == PHONE and phone["page"] >= 800
     assert any(o["tag"] == "div" and o["right"] >= 800 for o in phone["overflowing"])
+
+
+def png(width: int, height: int, dpi: float) -> bytes:
+    """A white greyscale PNG of that size that records that resolution (as matplotlib does)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff" * width for _ in range(height))
+    ppm = round(dpi / 0.0254)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_label_check_catches_figures_too_small_to_read_on_a_phone(browser, tmp_path):
+    """The control for the figure test: a 1000 px figure shrunk to a phone's column is caught
+    when nothing enlarges it, and so is one drawn at 40 dpi (9-pt labels of 5 px even at full
+    size); with the book's script and style, a 100-dpi figure passes, enlarged to full size."""
+    theme = REPO / "book" / "_theme"
+    head = (
+        f'<link rel="stylesheet" href="{(theme / "tinygpt.css").as_uri()}">'
+        f'<script src="{(theme / "tinygpt.js").as_uri()}"></script>'
+    )
+
+    def page(name, with_theme, dpis):
+        figures = "".join(
+            f'<div class="cell" id="f{dpi}"><div class="cell_output"><img src="data:image/png;'
+            f'base64,{base64.b64encode(png(1000, 60, dpi)).decode()}" style="max-width:100%">'
+            "</div></div>"
+            for dpi in dpis
+        )
+        path = tmp_path / name
+        path.write_text(
+            f"<html><head>{head if with_theme else ''}</head><body>"
+            f"<article class='bd-article'><section id='s'>{figures}</section></article>"
+            "</body></html>"
+        )
+        return path
+
+    bare = page("bare.html", False, [100])
+    themed = page("themed.html", True, [100, 40])
+    reports = open_at_width(browser, [bare, themed], PHONE)
+    assert reports[bare] and reports[themed], "the probe reported nothing"
+    found = {}
+    for path in (bare, themed):
+        dpis, _ = figure_dpis(path, parse(path.read_text()), None)
+        assert [round(d) for d in dpis] == ([100] if path == bare else [100, 40])
+        found[path] = label_problems(reports[path]["figures"], dpis, None)
+    assert len(found[bare]) == 1 and "cannot be enlarged, 4." in found[bare][0], reports
+    good, low = reports[themed]["figures"]
+    assert good["enlarged"] == 1000 and good["hint"] and good["closes"], good
+    assert len(found[themed]) == 1 and "at 40 dpi" in found[themed][0], found[themed]
+
+
+def test_solution_check_catches_a_second_toggle():
+    """The control for the solutions check: a Solution dropdown followed by a folded cell."""
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {},
+             "source": [":::{admonition} Solution\n", ":class: dropdown\n", "It is 4.\n", ":::"]},
+            {"cell_type": "code", "metadata": {"tags": ["hide-cell"]}, "source": ["print(4)"]},
+        ]
+    }  # fmt: skip
+    two = parse(
+        '<div class="dropdown admonition"><p class="admonition-title">Solution</p><p>It is 4.</p>'
+        '</div><div class="cell tag_hide-cell"><details class="hide"><summary>Show</summary>'
+        '<div class="cell_input">print(4)</div></details></div>'
+    )
+    assert solution_problems(notebook, two) == [
+        "Solution 1 is followed by a separately folded cell",
+        "1 solutions have a code cell after them, 0 hold their code",
+    ]
+    one = parse(
+        '<div class="dropdown admonition"><p class="admonition-title">Solution</p><p>It is 4.</p>'
+        '<div class="cell"><div class="cell_input">print(4)</div></div></div>'
+    )
+    assert solution_problems(notebook, one) == []

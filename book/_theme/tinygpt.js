@@ -42,10 +42,39 @@
     }
   }
 
+  // Inline math wider than its paragraph (on a phone) scrolls in its own box (tinygpt.css):
+  // MathJax 3 cannot break a line inside a formula. Tables scroll as a whole and are left out.
+  function markWide(root) {
+    const found = [];
+    for (const math of root.querySelectorAll('mjx-container:not([display="true"])')) {
+      if (math.closest("table")) continue;
+      const box = math.parentElement && math.parentElement.closest("p, li, dd, dt, div, blockquote");
+      if (!box) continue;
+      const style = getComputedStyle(box);
+      const room = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const wide = math.classList.contains("tinygpt-wide") ? math.scrollWidth
+        : math.getBoundingClientRect().width;
+      found.push([math, room > 0 && wide > room]);
+    }
+    for (const [math, wide] of found) math.classList.toggle("tinygpt-wide", wide);
+  }
+
+  // again when the column changes, or a dropdown opens and shows formulas it hid
+  let later = null;
+  const remark = () => {
+    clearTimeout(later);
+    later = setTimeout(() => markWide(document.body), 100);
+  };
+  window.addEventListener("resize", remark);
+  document.addEventListener("click", remark);
+
   function whenTypeset() {
     const mj = window.MathJax;
     if (mj && mj.startup && mj.startup.promise) {
-      mj.startup.promise.then(() => glue(document.body));
+      mj.startup.promise.then(() => {
+        glue(document.body);
+        markWide(document.body);
+      });
     } else {
       setTimeout(whenTypeset, 100);
     }
@@ -136,4 +165,143 @@
   }
   patch();
   document.addEventListener("DOMContentLoaded", patch);
+})();
+
+// Figures a phone can read. A figure is drawn at the size it is meant to be seen (the book's
+// matplotlib style: 100 dpi, labels of 9 pt or more, so 12.5 px), and a narrower column shrinks
+// it: on a 390 px phone a 900 px figure's labels come out at 5 px. A figure shown smaller than
+// drawn opens, on a tap (or click, or Enter), full size in an overlay that scrolls both ways;
+// a tap anywhere, the close button or Escape closes it. On a phone a line under each such
+// figure says so. Widgets' images (the attention explorer) open the same way.
+(function () {
+  "use strict";
+  const FIGURES = "article.bd-article .cell_output img";
+  let overlay = null, opener = null;
+
+  function isFigure(img) {
+    return img instanceof HTMLImageElement && img.matches(FIGURES);
+  }
+
+  function shrunk(img) {
+    const width = img.getBoundingClientRect().width;
+    return img.naturalWidth > 0 && width > 0 && width < img.naturalWidth - 1;
+  }
+
+  function mark(img) {
+    const small = shrunk(img);
+    img.classList.toggle("tinygpt-shrunk", small);
+    if (small) {
+      img.setAttribute("tabindex", "0");
+      img.setAttribute("role", "button");
+      img.setAttribute("aria-label", "Enlarge figure" + (img.alt ? ": " + img.alt : ""));
+    } else if (img.classList.contains("tinygpt-zoomable")) {
+      img.removeAttribute("tabindex");
+      img.removeAttribute("role");
+      img.removeAttribute("aria-label");
+    }
+    img.classList.add("tinygpt-zoomable");
+  }
+
+  function addHint(img) {
+    if (img.closest(".jupyter-widgets")) return;  // a widget lays out its own children
+    const next = img.nextElementSibling;
+    if (next && next.classList.contains("tinygpt-enlarge-hint")) return;
+    const hint = document.createElement("span");
+    hint.className = "tinygpt-enlarge-hint";
+    hint.setAttribute("aria-hidden", "true");  // the figure itself is the button
+    hint.textContent = "Tap the figure to enlarge it";
+    hint.addEventListener("click", () => open(img));
+    img.after(hint);
+  }
+
+  function close() {
+    if (!overlay) return;
+    overlay.remove();
+    overlay = null;
+    document.documentElement.classList.remove("tinygpt-lightbox-open");
+    document.removeEventListener("keydown", onKey, true);
+    if (opener && document.contains(opener)) opener.focus({preventScroll: true});
+    opener = null;
+  }
+
+  function onKey(event) {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      close();
+    } else if (event.key === "Tab") {  // the close button is the dialog's only control
+      event.preventDefault();
+      overlay.querySelector("button").focus();
+    }
+  }
+
+  function open(img) {
+    if (overlay || !img.naturalWidth) return;
+    opener = img;
+    overlay = document.createElement("div");
+    overlay.className = "tinygpt-lightbox";
+    overlay.setAttribute("role", "dialog");
+    overlay.setAttribute("aria-modal", "true");
+    overlay.setAttribute("aria-label", "Figure at full size");
+    const big = document.createElement("img");
+    big.src = img.currentSrc || img.src;
+    big.alt = img.alt || "";
+    big.style.width = img.naturalWidth + "px";  // as drawn: one pixel of the figure per CSS px
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "tinygpt-lightbox-close";
+    button.setAttribute("aria-label", "Close the full-size figure");
+    button.textContent = "\u00d7";
+    overlay.append(big, button);
+    // A tap closes it; panning the figure is a scroll, not a click, so it does not.
+    overlay.addEventListener("click", close);
+    document.documentElement.classList.add("tinygpt-lightbox-open");
+    document.body.append(overlay);
+    document.addEventListener("keydown", onKey, true);
+    button.focus({preventScroll: true});
+  }
+
+  document.addEventListener("click", (event) => {
+    const img = event.target;
+    if (isFigure(img) && !overlay) {
+      mark(img);
+      if (img.classList.contains("tinygpt-shrunk")) {
+        event.preventDefault();
+        open(img);
+      }
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    const img = event.target;
+    if ((event.key === "Enter" || event.key === " ") && isFigure(img) &&
+        img.classList.contains("tinygpt-shrunk")) {
+      event.preventDefault();
+      open(img);
+    }
+  });
+
+  const resized = typeof ResizeObserver === "undefined" ? null :
+    new ResizeObserver((entries) => entries.forEach((e) => mark(e.target)));
+
+  function watch(img) {
+    if (img.dataset.tinygptWatched) return;
+    img.dataset.tinygptWatched = "1";
+    addHint(img);
+    if (img.complete) mark(img);
+    img.addEventListener("load", () => mark(img));
+    if (resized) resized.observe(img);
+  }
+
+  function start() {
+    document.querySelectorAll(FIGURES).forEach(watch);
+    // images a widget draws later (and redraws when a control moves)
+    new MutationObserver(() => document.querySelectorAll(FIGURES).forEach(watch))
+      .observe(document.querySelector("article.bd-article") || document.body,
+               {childList: true, subtree: true});
+    if (!resized) window.addEventListener("resize", () => document.querySelectorAll(FIGURES).forEach(mark));
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 })();
