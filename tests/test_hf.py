@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from tinygpt.hf import from_hf, from_hf_state_dict, to_hf, to_hf_state_dict
+from tinygpt.hf import config_from_hf, from_hf, from_hf_state_dict, to_hf, to_hf_state_dict
 from tinygpt.model import GPT, GPTConfig
 
 CONFIGS = [
@@ -52,6 +52,7 @@ def test_conversion_round_trips_both_ways():
     ours = GPT(GPTConfig(vocab_size=61, block_size=9, n_layer=2, n_head=2, n_embd=12)).eval()
     hf = to_hf(ours)
     back = from_hf(hf)
+    assert config_from_hf(hf.config) == ours.config
     for name, tensor in ours.state_dict().items():
         assert torch.equal(back.state_dict()[name], tensor), name
     state = ours.state_dict()

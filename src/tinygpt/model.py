@@ -278,7 +278,10 @@ class GPT(nn.Module):
         return state
 
     def load_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a full state dict or one from ``weights()``; any other difference raises."""
+        """Load a state dict; a name that is missing or unexpected raises.
+
+        [ch6] It may be a full state dict or one from ``weights()``, without a tied ``lm_head``.
+        """
         if self.config.tie_weights:
             state = {k: v for k, v in state.items() if k != "lm_head.weight"}
         missing, unexpected = self.load_state_dict(state, strict=False)
