@@ -179,6 +179,18 @@ def prove_gpt(package_cls, view_cls):
         view(torch.zeros(1, 10, dtype=torch.long))
 
 
+def prove_gpt_llama(package_cls, view_cls):
+    """Chapter 8's GPT: learned positions as in Chapter 5, and RoPE with Llama's parts."""
+    prove_gpt(package_cls, view_cls)
+    llama = dict(pos_embedding="rope", n_kv_head=1, norm="rmsnorm", mlp="swiglu", bias=False)
+    for changes in (dict(pos_embedding="rope"), llama):
+        config = gpt_config(**changes)
+        idx, targets = torch.randint(0, 37, (2, 9)), torch.randint(0, 37, (2, 9))
+        same_module_outputs(
+            lambda c=config: package_cls(c), lambda c=config: view_cls(c), (idx, targets)
+        )
+
+
 def prove_attention_function(package_fn, view_fn):
     q, k, v = torch.randn(3, 2, 4, 6, 8).unbind(0)
     for causal in (True, False):
@@ -341,6 +353,7 @@ PROOFS = {
     ("tinygpt.attention.CausalSelfAttention", "8"): prove_attention,
     ("tinygpt.model.Block", "5"): prove_config_module,
     ("tinygpt.model.GPT", "5"): prove_gpt,
+    ("tinygpt.model.GPT", "8"): prove_gpt_llama,
     ("tinygpt.model.MLP", "5"): prove_config_module,
     ("tinygpt.hf.from_hf", "5"): prove_from_hf,
     ("tinygpt.train.configure_optimizer", "6"): prove_configure_optimizer,
