@@ -48,7 +48,7 @@ import torch
 from tinygpt import files, tasks, zeroshot
 from tinygpt import finetune as ft
 from tinygpt.data import load_text, split_text
-from tinygpt.train import read_metrics
+from tinygpt.runs import read_metrics
 
 RESULTS = Path("book/results/finetune")
 DEFAULT_BASE = Path("runs/speedrun/speedrun+wd1.6-10min-s0")  # Chapter 9's record, seed 0

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tinygpt.generate import SamplingConfig, TextGenerator
-from tinygpt.train import read_metrics
+from tinygpt.runs import read_metrics
 
 PROMPT = "Leaving this place is something"
 

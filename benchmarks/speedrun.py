@@ -34,7 +34,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tinygpt.train import read_metrics
+from tinygpt.runs import read_metrics
 
 RESULTS = Path(__file__).resolve().parents[1] / "book" / "results" / "speedrun"
 SEEDS = (0, 1, 2)
@@ -173,7 +173,8 @@ def score_ensemble(folders: list[Path], seed: int, kept_runs: Path, name: str) -
 
     from tinygpt import checkpoint as ckpt
     from tinygpt.averaging import Ensemble
-    from tinygpt.train import full_validation, model_from_checkpoint, prepare_corpus
+    from tinygpt.runs import model_from_checkpoint
+    from tinygpt.train import full_validation, prepare_corpus
 
     results, models = [], []
     for folder in folders:

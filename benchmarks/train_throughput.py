@@ -5,7 +5,7 @@ PyTorch's fused attention with ``is_causal``, GELU-tanh MLP, pre-norm LayerNorm,
 when the config ties them) that computes its loss the textbook way,
 ``F.cross_entropy(logits, targets)`` on the full (B, T, V) logits. Three variants are timed on
 full training steps (forward, loss, backward, gradient clipping when the recipe clips, AdamW
-from ``tinygpt.train.configure_optimizer``), each with its own copy of the weights, in rotating
+from ``tinygpt.optim.configure_optimizer``), each with its own copy of the weights, in rotating
 order for several rounds so that drifts in the machine's load hit all of them:
 
 - ``ours``: exactly as ``tinygpt train`` runs it, ``model(x, y, return_logits=False)``, whose
@@ -45,8 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinygpt.model import GPT, GPTConfig
+from tinygpt.optim import configure_optimizer
 from tinygpt.perf import describe_device, synchronize
-from tinygpt.train import TrainConfig, autocast, configure_optimizer, pick_device, preset
+from tinygpt.presets import preset
+from tinygpt.train import TrainConfig, autocast, pick_device
 
 RESTRICTED_V = 7651  # Chapter 6: GPT-2 tokens seen at least twice in training, plus "unknown"
 

@@ -9,7 +9,8 @@ import pytest
 
 from tinygpt.cli import build_parser
 from tinygpt.model import GPTConfig
-from tinygpt.train import TrainConfig, preset
+from tinygpt.presets import preset
+from tinygpt.train import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from ablation import FIXES, fixes_runs  # noqa: E402

@@ -7,7 +7,8 @@ import torch
 from tinygpt import checkpoint as ckpt
 from tinygpt.averaging import Ensemble, WeightAverage
 from tinygpt.model import GPT, GPTConfig
-from tinygpt.train import TrainConfig, evaluate, model_from_checkpoint, prepare_corpus, train
+from tinygpt.runs import model_from_checkpoint
+from tinygpt.train import TrainConfig, evaluate, prepare_corpus, train
 
 TINY_MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 

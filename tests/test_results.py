@@ -40,7 +40,7 @@ def as_markdown(sample: str) -> str:
 
 
 def test_the_ten_minute_runs_are_the_presets_for_ten_minutes():
-    from tinygpt.train import preset
+    from tinygpt.presets import preset
 
     for name, run in summary().items():
         assert run["stopped"] == BUDGET_SPENT

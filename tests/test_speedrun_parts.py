@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from tinygpt import checkpoint as ckpt
 from tinygpt.attention import CausalSelfAttention
 from tinygpt.model import GPT, GPTConfig, ReLU2MLP
-from tinygpt.optim import newton_schulz
-from tinygpt.train import MuonAdamW, TrainConfig, configure_optimizer, lr_at, train
+from tinygpt.optim import MuonAdamW, configure_optimizer, newton_schulz
+from tinygpt.train import TrainConfig, lr_at, train
 
 TINY = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 CPU = torch.device("cpu")

@@ -16,14 +16,10 @@ from safetensors.torch import save_file
 from tinygpt import checkpoint as ckpt
 from tinygpt.cli import main
 from tinygpt.model import GPT, GPTConfig
-from tinygpt.train import (
-    TrainConfig,
-    configure_optimizer,
-    lr_at,
-    model_from_checkpoint,
-    preset,
-    train,
-)
+from tinygpt.optim import configure_optimizer
+from tinygpt.presets import preset
+from tinygpt.runs import model_from_checkpoint
+from tinygpt.train import TrainConfig, lr_at, train
 from tinygpt.vocab import RestrictedVocab
 
 TINY_MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
@@ -270,12 +266,12 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
 def test_throughput_counts_the_steps_since_the_last_record_or_evaluation(monkeypatch):
     """tokens/s divides the tokens of the steps actually timed by their time: after an
     evaluation at step 37, the record at step 40 covers 3 steps, not a whole log interval."""
-    from tinygpt import train as train_module
+    from tinygpt import runs
 
     clock = iter([100.0, 110.0, 130.0, 133.0])  # start, record at 10, restart at 37, record at 40
     fake_time = types.SimpleNamespace(perf_counter=lambda: next(clock))
-    monkeypatch.setattr(train_module, "time", fake_time)  # train's clock only
-    meter = train_module._Meter(tokens_per_step=1_000, step=0)
+    monkeypatch.setattr(runs, "time", fake_time)  # the meter's clock only
+    meter = runs.Meter(tokens_per_step=1_000, step=0)
     loss = torch.tensor(2.0)
     first = meter.record(10, loss, 1e-3, None, 100.0)
     assert first["tokens_per_s"] == 10 * 1_000 / 10.0  # fake clock
@@ -289,7 +285,8 @@ def test_throughput_counts_the_steps_since_the_last_record_or_evaluation(monkeyp
 def test_train_step_clips_the_global_gradient_norm_as_the_formula_says(grad_clip):
     """The returned norm is the norm of all gradients as one vector, and every gradient is
     scaled by min(1, grad_clip / norm): the direction is kept, the length capped."""
-    from tinygpt.train import TrainConfig, configure_optimizer, train_step
+    from tinygpt.optim import configure_optimizer
+    from tinygpt.train import TrainConfig, train_step
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16)).double()

@@ -321,7 +321,8 @@ def prove_checkpoint_save(package_fn, view_fn):
 
     from tinygpt import checkpoint as ckpt
     from tinygpt.model import GPT
-    from tinygpt.train import TrainConfig, configure_optimizer
+    from tinygpt.optim import configure_optimizer
+    from tinygpt.train import TrainConfig
 
     torch.manual_seed(0)
     model = GPT(gpt_config())
@@ -356,9 +357,9 @@ PROOFS = {
     ("tinygpt.model.GPT", "8"): prove_gpt_llama,
     ("tinygpt.model.MLP", "5"): prove_config_module,
     ("tinygpt.hf.from_hf", "5"): prove_from_hf,
-    ("tinygpt.train.configure_optimizer", "6"): prove_configure_optimizer,
-    ("tinygpt.train.configure_optimizer", "9"): prove_either_optimizer,
-    ("tinygpt.train.configure_muon", "9"): prove_configure_optimizer,
+    ("tinygpt.optim.configure_optimizer", "6"): prove_configure_optimizer,
+    ("tinygpt.optim.configure_optimizer", "9"): prove_either_optimizer,
+    ("tinygpt.optim.configure_muon", "9"): prove_configure_optimizer,
     ("tinygpt.train.lr_at", "6"): prove_lr_at,
     ("tinygpt.train.evaluate", "6"): prove_evaluate,
     ("tinygpt.train.train_step", "6"): prove_train_step,

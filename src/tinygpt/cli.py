@@ -26,40 +26,19 @@ import traceback
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from tinygpt.cli_common import (
+    DEBUG_ENV,
+    DEBUG_HELP,
+    InterruptedRunError,
+    Parser,
+    UsageError,
+    parse_bool,
+    path_flag,
+)
+
 NOT_FLAGS = {"vocab_size"}  # follows the data (GPT-2's, or the restricted vocabulary)
-DEBUG_ENV = "TINYGPT_DEBUG"
 OFF = ("", "0", "false", "no", "off")
 END_OF_TEXT = "<|endoftext|>"
-DEBUG_HELP = f"on an error, print its traceback too (or set {DEBUG_ENV}=1)"
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as one line."""
-
-
-class InterruptedRunError(Exception):
-    """Ctrl-C or SIGTERM ended the command early; the message says what is on disk."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + error
-        raise UsageError(message)
-
-
-def path_flag(text: str) -> Path:
-    """A path given on the command line; ``~`` is the home folder, as in a shell."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; give a path")
-    return Path(text).expanduser()
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 # The allowed values of the text settings (the configs validate them too).
@@ -110,7 +89,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class, group: str) 
 
 def build_parser() -> Parser:
     from tinygpt.model import GPTConfig
-    from tinygpt.train import PRESETS, TrainConfig
+    from tinygpt.presets import PRESETS
+    from tinygpt.train import TrainConfig
 
     parser = Parser(
         prog="tinygpt",
@@ -195,7 +175,8 @@ def build_parser() -> Parser:
 def run_train(args: argparse.Namespace) -> int:
     from tinygpt import checkpoint as ckpt
     from tinygpt.model import GPTConfig
-    from tinygpt.train import TrainConfig, pick_device, preset, train
+    from tinygpt.presets import preset
+    from tinygpt.train import TrainConfig, pick_device, train
 
     overrides = {
         f.name: getattr(args, f.name)
@@ -271,13 +252,8 @@ def _finish_run(out: Path, name: str, train_config, result) -> int:
     """The whole validation split on the best weights, a line in metrics.jsonl, loss.png."""
     from tinygpt import checkpoint as ckpt
     from tinygpt import files
-    from tinygpt.train import (
-        full_validation,
-        model_from_checkpoint,
-        pick_device,
-        plot_losses,
-        prepare_corpus,
-    )
+    from tinygpt.runs import model_from_checkpoint, plot_losses
+    from tinygpt.train import full_validation, pick_device, prepare_corpus
 
     best = ckpt.load(out / "best.safetensors")
     model = model_from_checkpoint(best).to(pick_device(train_config.device))
@@ -376,7 +352,7 @@ def _mean_throughput(metrics: list[dict]) -> float:
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before any work, a run folder that cannot be written or would lose a run."""
-    from tinygpt.train import RUN_FILES
+    from tinygpt.runs import RUN_FILES
 
     if out.is_symlink() and not out.exists():
         raise ValueError(f"--out {out} is a symbolic link to nothing; remove it or choose another")

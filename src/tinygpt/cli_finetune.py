@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from tinygpt.cli import DEBUG_HELP, InterruptedRunError, path_flag
+from tinygpt.cli_common import DEBUG_HELP, InterruptedRunError, path_flag
 
 
 def add_parsers(commands) -> None:

@@ -61,7 +61,7 @@ def write_text(path: str | Path, text: str) -> Path:
 def append_line(path: str | Path, line: str) -> None:
     """Add one line to a log in a single ``write`` call on an ``O_APPEND`` descriptor: each line
     lands whole, after the others. (Only a crash mid-call can tear the last line; readers of
-    the log, e.g. ``tinygpt.train.read_metrics``, skip a torn last line.)"""
+    the log, e.g. ``tinygpt.runs.read_metrics``, skip a torn last line.)"""
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:

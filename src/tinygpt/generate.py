@@ -198,7 +198,7 @@ class TextGenerator:
     @classmethod
     def from_checkpoint(cls, path, device: str | torch.device = "cpu") -> TextGenerator:
         from tinygpt import checkpoint as ckpt
-        from tinygpt.train import model_from_checkpoint
+        from tinygpt.runs import model_from_checkpoint
         from tinygpt.vocab import RestrictedVocab
 
         saved = ckpt.load(path)

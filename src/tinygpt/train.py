@@ -1,9 +1,10 @@
-"""Training (Chapter 6): the loop, its schedule, evaluation, checkpoints and resuming.
+"""Training (Chapter 6): the loop, its schedule and evaluation.
 
 ``train(model_config, train_config)`` is the whole story in one function a reader can follow:
-AdamW (weight decay only on matrices), linear warmup then cosine decay, gradient clipping,
-periodic evaluation on the validation split, the best checkpoint kept, early stopping, metrics
-as JSON lines, and exact resumption from the last checkpoint.
+AdamW (``tinygpt.optim``), linear warmup then cosine decay, gradient clipping, periodic
+evaluation on the validation split, the best weights kept, early stopping. What the run writes
+and reads back to resume exactly (checkpoints, metrics) is ``tinygpt.runs``; the named
+configurations are ``tinygpt.presets``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,172 +21,21 @@ import torch
 from tinygpt import checkpoint as ckpt
 from tinygpt import distributed, files
 from tinygpt.averaging import WeightAverage
+from tinygpt.config import GPT2_VOCAB_SIZE, TrainConfig
 from tinygpt.data import get_batch, gpt2_token_splits, load_text, split_text
 from tinygpt.interrupts import StopRequest
 from tinygpt.model import GPT, GPTConfig
-from tinygpt.vocab import RestrictedVocab
-
-GPT2_VOCAB_SIZE = 50257
-
-
-@dataclass
-class TrainConfig:
-    """How to train. Invalid values raise a ValueError that names the field."""
-
-    batch_size: int = 32  # B
-    max_steps: int = 2000
-    learning_rate: float = 2e-3  # peak, reached after warmup
-    min_lr: float = 1e-4  # where cosine decay ends
-    warmup_steps: int = 50
-    lr_schedule: str = "cosine"  # "cosine", "constant" or [ch9] "wsd" (warmup-stable-decay)
-    cooldown: float = 0.4  # [ch9] wsd: the last share of the run, where lr falls to min_lr
-    optimizer: str = "adamw"  # [ch9] "adamw", or "muon" for the blocks' matrices
-    weight_decay: float = 0.1  # on matrices only (embeddings and Linear weights)
-    ema_decay: float = 0.0  # [ch9] judge an average of the weights (0 = off; 0.99: ~100 steps)
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
-    eval_interval: int = 50  # steps between validation estimates
-    eval_batches: int = 10  # batches per validation estimate
-    patience: int = 6  # stop after this many evaluations without improvement; 0 = never
-    restrict_vocab: bool = True  # model only the GPT-2 tokens the training split uses
-    vocab_min_count: int = 2  # tokens rarer than this in training join the unknown bucket
-    seed: int = 1337
-    device: str = "auto"  # "auto" picks cuda > mps > cpu
-    dtype: str = "float32"  # "float32", or "bfloat16" (autocast) where the device supports it
-    compile: bool = False  # torch.compile the model
-    max_minutes: float = 0.0  # wall-clock budget; 0 = none. The LR schedule follows it too.
-    log_interval: int = 10
-    # Fine-tuning (Appendix B): "" trains from scratch; "gpt2", "gpt2-medium", "gpt2-large",
-    # "gpt2-xl" or a folder starts from OpenAI's GPT-2 (tinygpt.pretrained). The shape is then
-    # GPT-2's; only block_size (cropped) and dropout come from the model config.
-    init_from: str = ""
-
-    def __post_init__(self) -> None:
-        positive = (
-            "batch_size",
-            "max_steps",
-            "eval_interval",
-            "eval_batches",
-            "log_interval",
-            "vocab_min_count",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("warmup_steps", "patience", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not (self.learning_rate > 0.0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        for name in ("min_lr", "weight_decay", "grad_clip", "max_minutes"):
-            if not getattr(self, name) >= 0.0 or not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.seed >= 2**63:
-            raise ValueError(f"seed must be below 2**63, got {self.seed}")
-        if self.min_lr > self.learning_rate:
-            raise ValueError(
-                f"min_lr ({self.min_lr}) must not exceed learning_rate ({self.learning_rate})"
-            )
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.lr_schedule not in ("cosine", "constant", "wsd"):
-            raise ValueError(
-                f"lr_schedule must be 'cosine', 'constant' or 'wsd', got {self.lr_schedule!r}"
-            )
-        if not 0.0 < self.cooldown <= 1.0:
-            raise ValueError(f"cooldown must be in (0, 1], got {self.cooldown}")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
-            "cuda:"
-        ):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        if self.init_from and self.restrict_vocab:
-            raise ValueError(
-                f"init_from={self.init_from!r} needs restrict_vocab=False: GPT-2's output layer "
-                f"scores all {GPT2_VOCAB_SIZE} tokens"
-            )
-
-
-# Chapter 8's model: the default recipe's with Llama's parts (RoPE, GQA, RMSNorm, SwiGLU, no
-# biases). Chapter 9's speedrun trains the same model.
-LLAMA_MODEL = dict(
-    block_size=128,
-    n_layer=4,
-    n_head=4,
-    n_kv_head=2,
-    n_embd=192,
-    dropout=0.1,
-    tie_weights=True,
-    bias=False,
-    pos_embedding="rope",
-    norm="rmsnorm",
-    mlp="swiglu",
+from tinygpt.optim import configure_optimizer
+from tinygpt.runs import (
+    Meter,
+    RunState,
+    open_run_folder,
+    read_metrics,
+    restore_state,
+    save_best,
+    save_state,
 )
-
-# The original project's configuration, and the recipe this book arrives at in Chapter 6.
-PRESETS: dict[str, tuple[dict, dict]] = {
-    "seed": (
-        dict(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, tie_weights=False),
-        dict(
-            batch_size=64,
-            learning_rate=1e-3,
-            min_lr=1e-3,
-            warmup_steps=0,
-            lr_schedule="constant",
-            weight_decay=0.0,
-            grad_clip=0.0,
-            restrict_vocab=False,
-            patience=0,
-        ),
-    ),
-    "default": (
-        dict(block_size=128, n_layer=4, n_head=4, n_embd=192, dropout=0.1, tie_weights=True),
-        dict(batch_size=32),
-    ),
-    # Chapter 8: the default recipe with Llama's parts.
-    "llama": (LLAMA_MODEL, dict(batch_size=32)),
-    # Chapter 9: the ten-minute speedrun's record. Chapter 8's model with more dropout, trained
-    # in bfloat16, evaluated every 200 steps, cooled down to zero by a warmup-stable-decay schedule
-    # (round one), with a weight decay sixteen times the usual for data seen a dozen times (round
-    # two: its timescale 1 / (lr * decay) is 312 steps, a third of a ten-minute run).
-    "speedrun": (
-        {**LLAMA_MODEL, "dropout": 0.2},
-        dict(
-            batch_size=32,
-            dtype="bfloat16",
-            lr_schedule="wsd",
-            min_lr=0.0,
-            eval_interval=200,
-            weight_decay=1.6,
-        ),
-    ),
-}
-
-
-def preset(name: str, **overrides) -> tuple[GPTConfig, TrainConfig]:
-    """The model and training configs of a named preset, with fields overridden by name."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    model_kwargs, train_kwargs = dict(PRESETS[name][0]), dict(PRESETS[name][1])
-    model_fields = {f.name for f in fields(GPTConfig)}
-    train_fields = {f.name for f in fields(TrainConfig)}
-    for key, value in overrides.items():
-        if key in model_fields:
-            model_kwargs[key] = value
-        elif key in train_fields:
-            train_kwargs[key] = value
-        else:
-            raise ValueError(f"unknown config field {key!r}")
-    return GPTConfig(**model_kwargs), TrainConfig(**train_kwargs)
+from tinygpt.vocab import RestrictedVocab
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -241,107 +91,6 @@ def lr_at(progress: float, config: TrainConfig, step: int) -> float:
         return config.min_lr + share_left * (config.learning_rate - config.min_lr)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return config.min_lr + cosine * (config.learning_rate - config.min_lr)
-
-
-def configure_optimizer(
-    model: torch.nn.Module, config: TrainConfig, device: torch.device
-) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices (≥ 2-D) only: biases and norm gains are not
-    shrunk towards zero, which would only fight the normalisation they implement."""
-    if config.optimizer == "muon":  # [ch9]
-        return configure_muon(model, config, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups,
-        lr=config.learning_rate,
-        betas=(config.beta1, config.beta2),
-        fused=device.type == "cuda",  # [chA]
-    )
-
-
-class MuonAdamW:
-    """Chapter 9: Muon for the blocks' weight matrices, AdamW for everything else, as one
-    optimizer (``step``, ``zero_grad``, ``param_groups`` and a torch-style ``state_dict``).
-
-    Muon orthogonalises each matrix's momentum (``tinygpt.optim`` writes the iteration out):
-    every direction of a matrix's update gets the same step. That suits the hidden matrices,
-    not the embedding (a lookup table: each row sees only its own token's gradient) or the
-    gains. ``match_rms_adamw`` scales Muon's step to the size of an AdamW step (Liu et al.,
-    2025), so one learning rate and one schedule drive both halves.
-    """
-
-    def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW) -> None:
-        self.muon, self.adamw = muon, adamw
-
-    @property
-    def param_groups(self) -> list[dict]:
-        """Both optimizers' groups (train_step sets each one's lr), read afresh each time:
-        loading a state dict replaces an optimizer's group dicts."""
-        return self.muon.param_groups + self.adamw.param_groups
-
-    def step(self) -> None:
-        self.muon.step()
-        self.adamw.step()
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.muon.zero_grad(set_to_none=set_to_none)
-        self.adamw.zero_grad(set_to_none=set_to_none)
-
-    def _muon_params(self) -> int:
-        return sum(len(group["params"]) for group in self.muon.param_groups)
-
-    def state_dict(self) -> dict:
-        """One torch-style state dict: Muon's parameters are numbered first, then AdamW's."""
-        muon, adamw, n = self.muon.state_dict(), self.adamw.state_dict(), self._muon_params()
-        state = {**muon["state"], **{i + n: s for i, s in adamw["state"].items()}}
-        groups = muon["param_groups"] + [
-            {**g, "params": [i + n for i in g["params"]]} for g in adamw["param_groups"]
-        ]
-        return {"state": state, "param_groups": groups}
-
-    def load_state_dict(self, saved: dict) -> None:
-        n, split = self._muon_params(), len(self.muon.param_groups)
-        self.muon.load_state_dict({
-            "state": {i: s for i, s in saved["state"].items() if i < n},
-            "param_groups": saved["param_groups"][:split],
-        })  # fmt: skip
-        self.adamw.load_state_dict({
-            "state": {i - n: s for i, s in saved["state"].items() if i >= n},
-            "param_groups": [
-                {**g, "params": [i - n for i in g["params"]]} for g in saved["param_groups"][split:]
-            ],
-        })  # fmt: skip
-
-
-def configure_muon(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> MuonAdamW:
-    """Muon on the blocks' 2-D weights (attention and MLP); AdamW on embeddings, gains, biases."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    hidden = [p for n, p in named if p.dim() == 2 and n.startswith("transformer.h.")]
-    hidden_ids = {id(p) for p in hidden}
-    rest = [p for n, p in named if id(p) not in hidden_ids]
-    muon = torch.optim.Muon(
-        hidden,
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        momentum=0.95,
-        adjust_lr_fn="match_rms_adamw",
-    )
-    adamw = torch.optim.AdamW(
-        [
-            {"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
-            {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
-        ],
-        lr=config.learning_rate,
-        betas=(config.beta1, config.beta2),
-        fused=device.type == "cuda",  # [chA]
-    )
-    return MuonAdamW(muon, adamw)
 
 
 @dataclass
@@ -467,25 +216,6 @@ class TrainResult:
     is_main: bool = True  # False on the ranks > 0 of a torchrun launch (they write nothing)
 
 
-def model_from_checkpoint(checkpoint: ckpt.Checkpoint) -> GPT:
-    """Rebuild a GPT from a checkpoint's config and weights."""
-    where = f"{checkpoint.path}: " if checkpoint.path else ""
-    try:
-        model = GPT(GPTConfig.from_dict(checkpoint.model_config))
-        model.load_weights(checkpoint.model_state)
-    except (ValueError, TypeError, RuntimeError) as err:  # a bad config, or mis-shaped weights
-        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-        detail = " ".join(lines[:2])[:300] if lines else type(err).__name__
-        raise ckpt.CheckpointError(
-            f"{where}checkpoint does not fit its own config: {detail}"
-        ) from None
-    if not all(torch.isfinite(t).all() for t in checkpoint.model_state.values()):
-        raise ckpt.CheckpointError(
-            f"{where}the weights hold NaN or infinite numbers (a run that diverged?)"
-        )
-    return model
-
-
 def train_step(
     model: GPT,
     optimizer: torch.optim.Optimizer,
@@ -542,92 +272,6 @@ def evaluate(
     return losses
 
 
-@dataclass
-class RunState:
-    """What a run must carry across a stop to continue exactly: ``last.safetensors``."""
-
-    model: GPT
-    optimizer: torch.optim.Optimizer
-    data_rng: torch.Generator  # which windows the next batches take
-    step: int = 0
-    best_val_loss: float = math.inf
-    patience_left: int = 0  # evaluations without improvement still allowed
-    elapsed_s: float = 0.0  # wall-clock time spent before this process (a budget goes on)
-    average: WeightAverage | None = None  # [ch9] the weights' moving average, if the run keeps one
-
-    @property
-    def judged(self) -> GPT:
-        """The weights that are evaluated and kept as the best: the average, if there is one."""
-        return self.model if self.average is None else self.average.model
-
-
-def save_state(path: Path, state: RunState, config: TrainConfig, corpus: Corpus, elapsed: float):
-    """Write ``state`` atomically: weights, optimizer, every random generator, step, counters."""
-    rng = {"torch": torch.get_rng_state(), "data": state.data_rng.get_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state()
-    meta = {
-        "step": state.step,
-        "elapsed_s": elapsed,
-        "best_val_loss": state.best_val_loss,
-        "patience_left": state.patience_left,
-        "train_config": asdict(config),
-        "vocab": corpus.vocab.state() if corpus.vocab else None,
-    }
-    weights, optimizer = state.model.weights(), state.optimizer.state_dict()
-    checkpoint = ckpt.Checkpoint(asdict(state.model.config), weights, meta, optimizer, rng)
-    if state.average is not None:  # [ch9] the average goes on exactly after a resume
-        meta["average_updates"] = state.average.updates
-        checkpoint.average_state = state.average.state()
-    ckpt.save(path, checkpoint)
-
-
-def save_best(path: Path, model: GPT, config: TrainConfig, corpus: Corpus, step: int, losses: dict):
-    """The weights alone (what sampling needs), with the step and validation loss they reached."""
-    vocab = corpus.vocab.state() if corpus.vocab else None
-    meta = {"step": step, "val_loss": losses["val_loss"], "train_config": asdict(config)}
-    meta["vocab"] = vocab
-    ckpt.save(path, ckpt.Checkpoint(asdict(model.config), model.weights(), meta))
-
-
-def restore_state(path: Path, state: RunState) -> None:
-    """Load ``path`` into ``state`` (in place), or say clearly why it cannot be resumed."""
-    saved = ckpt.load(path)
-    ours = asdict(state.model.config)
-    if saved.model_config != ours:
-        raise ckpt.CheckpointError(
-            f"{path} was trained with a different model config: "
-            + ", ".join(
-                f"{k}={v} in the checkpoint, {ours.get(k)} now"
-                for k, v in saved.model_config.items()
-                if ours.get(k) != v
-            )
-        )
-    if state.average is not None and saved.average_state is None:  # [ch9]
-        raise ckpt.CheckpointError(
-            f"{path} holds no weight average, and this run keeps one (ema_decay); resume "
-            f"without --ema-decay, or start a new run"
-        )
-    try:
-        state.model.load_state_dict(model_from_checkpoint(saved).state_dict())
-        state.optimizer.load_state_dict(saved.optimizer_state)
-        torch.set_rng_state(saved.rng["torch"])
-        state.data_rng.set_state(saved.rng["data"])
-        if "cuda" in saved.rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(saved.rng["cuda"])
-        state.step = int(saved.meta["step"])
-        state.elapsed_s = float(saved.meta.get("elapsed_s", 0.0))
-        state.best_val_loss = float(saved.meta["best_val_loss"])
-        state.patience_left = int(saved.meta["patience_left"])
-        if state.average is not None:  # [ch9]
-            state.average.load(saved.average_state, int(saved.meta["average_updates"]))
-    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as err:
-        raise ckpt.CheckpointError(
-            f"{path} cannot be resumed: it lacks the optimizer, random generators or step of a "
-            f"run ({type(err).__name__}: {str(err)[:200]})"
-        ) from None
-
-
 def build_model(
     model_config: GPTConfig, config: TrainConfig, corpus: Corpus, device: torch.device
 ) -> GPT:
@@ -649,20 +293,6 @@ def build_model(
         model_config = GPTConfig(**{**asdict(model_config), "vocab_size": corpus.vocab_size})
     torch.manual_seed(config.seed)  # the initial weights, then the dropout masks
     return GPT(model_config).to(device)
-
-
-RUN_FILES = ("config.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "loss.png")
-
-
-def _open_run_folder(out: Path, resume: bool, model: GPT, config: TrainConfig) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    files.remove_stale_temporaries(out)  # left by a save that was killed
-    if not resume:  # a new run here: no file of an earlier one may be mistaken for its own
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        files.write_text(out / "metrics.jsonl", "")
-    settings = {"model": asdict(model.config), "train": asdict(config)}
-    files.write_text(out / "config.json", json.dumps(settings, indent=2) + "\n")
 
 
 def train(
@@ -719,9 +349,9 @@ def train(
         restore_state(out / "last.safetensors", state)
         if ctx.rank > 0:  # the checkpoint holds rank 0's data stream; the others reseed
             state.data_rng.manual_seed(config.seed + 1 + ctx.rank + 7919 * state.step)
-        result.metrics = _read_metrics(out / "metrics.jsonl", until_step=state.step, write=writes)
+        result.metrics = read_metrics(out / "metrics.jsonl", until_step=state.step, write=writes)
     if writes:
-        _open_run_folder(out, resume, model, config)
+        open_run_folder(out, resume, model, config)
     result.best_val_loss = state.best_val_loss
     with StopRequest() as stop:  # Ctrl-C or SIGTERM from here on: stop at a step boundary
         try:
@@ -765,7 +395,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
     forward = torch.compile(wrapped) if config.compile else wrapped
     budget = config.max_minutes * 60.0
     started = time.perf_counter() - state.elapsed_s
-    meter = _Meter(config.batch_size * model.config.block_size * ctx.world_size, state.step)
+    meter = Meter(config.batch_size * model.config.block_size * ctx.world_size, state.step)
     bar = _progress_bar(config, state.step) if progress else None
 
     def log(record: dict) -> None:
@@ -776,7 +406,7 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
     def save_last() -> None:
         if out is not None:
             elapsed = time.perf_counter() - started
-            save_state(out / "last.safetensors", state, config, corpus, elapsed)
+            save_state(out / "last.safetensors", state, config, corpus.vocab, elapsed)
 
     def log_evaluation(losses: dict) -> None:
         log({"kind": "eval", "step": state.step, **losses,
@@ -784,7 +414,8 @@ def _loop(state, config, corpus, device, ctx, out, result, stop, progress, halt_
 
     def save_best_now(losses: dict) -> None:
         if out is not None:
-            save_best(out / "best.safetensors", state.judged, config, corpus, state.step, losses)
+            best = out / "best.safetensors"
+            save_best(best, state.judged, config, corpus.vocab, state.step, losses)
 
     result.stopped = "max_steps"
     model.train()
@@ -840,85 +471,3 @@ def _progress_bar(config: TrainConfig, step: int):
     return tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True)
 
 
-class _Meter:
-    """Throughput between log records: tokens per second of training, evaluations excluded."""
-
-    def __init__(self, tokens_per_step: int, step: int) -> None:
-        self.tokens_per_step = tokens_per_step
-        self.restart(step)
-
-    def restart(self, step: int) -> None:
-        """Count from here: the steps and time since ``step``."""
-        self.since, self.since_step = time.perf_counter(), step
-
-    def record(self, step: int, loss, lr: float, grad_norm, started: float) -> dict:
-        now = time.perf_counter()
-        record = {
-            "kind": "train",
-            "step": step,
-            "loss": loss.item(),
-            "lr": lr,
-            "tokens_per_s": (step - self.since_step) * self.tokens_per_step / (now - self.since),
-            "elapsed_s": now - started,
-        }
-        if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
-        self.since, self.since_step = now, step
-        return record
-
-
-def _read_metrics(path: Path, until_step: int | None = None, write: bool = True) -> list[dict]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line torn by a crash mid-write: not a record
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
-    if until_step is None:
-        return records
-    kept = [r for r in records if r["step"] <= until_step]
-    if write:  # drop what came after the checkpoint (and any torn line)
-        files.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-    return kept
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl file."""
-    return _read_metrics(Path(path))
-
-
-def plot_losses(runs: dict[str, list[dict]], ax=None, title: str = "Loss", x: str = "step"):
-    """Train (dashed) and validation (solid) loss, one colour per run, against ``x``:
-    ``"step"`` or ``"minutes"`` (wall-clock, to compare runs given the same time budget)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    for i, (name, metrics) in enumerate(runs.items()):
-        colour = f"C{i}"
-        evals = [m for m in metrics if m["kind"] == "eval"]
-        xs = [m["step"] if x == "step" else m["elapsed_s"] / 60 for m in evals]
-        ax.plot(
-            xs,
-            [m["train_loss"] for m in evals],
-            color=colour,
-            linestyle="--",
-            linewidth=1.2,
-            label=f"{name}: train",
-        )
-        ax.plot(
-            xs,
-            [m["val_loss"] for m in evals],
-            color=colour,
-            linewidth=2.2,
-            label=f"{name}: validation",
-        )
-    ax.set_xlabel("step" if x == "step" else "minutes of training")
-    ax.set_ylabel("loss (nats per GPT-2 token)")
-    ax.set_title(title)
-    ax.legend()
-    return ax
