@@ -206,11 +206,10 @@ LAYOUT_PROBE = r"""
     const images = [...article.querySelectorAll("img")].filter((img) => img.naturalWidth);
     const widget = (img) => !!img.closest(".jupyter-widgets");
     for (const img of images.filter((i) => !widget(i)).concat(images.filter(widget))) {
-      const hint = img.nextElementSibling;
+      const hint = img.tinygptHint;
       const figure = {where: where(img.closest(".cell") || img), natural: img.naturalWidth,
                       shown: img.getBoundingClientRect().width, widget: widget(img),
-                      hint: !!hint && hint.classList.contains("tinygpt-enlarge-hint") &&
-                            hint.getBoundingClientRect().height > 0,
+                      hint: !!hint && hint.getBoundingClientRect().height > 0,
                       enlarged: null, closes: null};
       img.click();
       const big = document.querySelector(".tinygpt-lightbox img");
@@ -683,7 +682,7 @@ def label_problems(figures: list[dict], dpis: list, widget_dpi: float | None) ->
                 f"{figure['where']!r}: {LABEL_PT}-pt labels at {shown:.1f} px as shown, "
                 f"{how}{best:.1f} px ({figure['natural']} px at {dpi:.0f} dpi)"
             )
-        elif shown < MIN_LABEL_PX and not figure.get("widget") and not figure.get("hint"):
+        elif shown < MIN_LABEL_PX and not figure.get("hint"):
             problems.append(f"{figure['where']!r}: labels at {shown:.1f} px and no hint to tap")
         if figure.get("enlarged") and figure.get("closes") is False:
             problems.append(f"{figure['where']!r}: Escape does not close the enlarged figure")

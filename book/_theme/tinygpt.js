@@ -190,6 +190,7 @@
   function mark(img) {
     const small = shrunk(img);
     img.classList.toggle("tinygpt-shrunk", small);
+    if (img.tinygptHint) img.tinygptHint.classList.toggle("tinygpt-for-shrunk", small);
     if (small) {
       img.setAttribute("tabindex", "0");
       img.setAttribute("role", "button");
@@ -202,16 +203,18 @@
     img.classList.add("tinygpt-zoomable");
   }
 
+  // The hint goes under the figure; for a widget's image, under the whole widget (a widget lays
+  // out its own children).
   function addHint(img) {
-    if (img.closest(".jupyter-widgets")) return;  // a widget lays out its own children
-    const next = img.nextElementSibling;
-    if (next && next.classList.contains("tinygpt-enlarge-hint")) return;
     const hint = document.createElement("span");
     hint.className = "tinygpt-enlarge-hint";
     hint.setAttribute("aria-hidden", "true");  // the figure itself is the button
     hint.textContent = "Tap the figure to enlarge it";
     hint.addEventListener("click", () => open(img));
-    img.after(hint);
+    const area = img.closest(".widget-subarea");
+    if (area) area.append(hint);
+    else img.after(hint);
+    img.tinygptHint = hint;
   }
 
   function close() {
