@@ -393,5 +393,6 @@ def show_source(obj: object, chapter: str | int | None = None, markers: bool = T
             header += f", as it stands in {chapter_title(str(chapter))}"
         later = later_chapters(obj, chapter)
         if not markers and later:
-            note = f"\n\n*{_chapters_text(later)} add to this code; it is left out here.*"
+            verb = "adds" if len(later) == 1 else "add"
+            note = f"\n\n*Left out of this listing: what {_chapters_text(later)} {verb}.*"
     display(Markdown(f"{header}\n\n```python\n{text}\n```{note}"))
