@@ -34,10 +34,10 @@ import tokenize
 from collections.abc import Sequence
 
 # Reading order: the chapters, then the appendices.
-STAGES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "A", "B")
+STAGES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "A", "B", "C")
 
-TAG = re.compile(r"\s*\[ch(\d+|[AB])\]")
-EARLIER = re.compile(r"^(\s*)# \[<ch(\d+|[AB])\] ?(.*)$")
+TAG = re.compile(r"\s*\[ch(\d+|[A-C])\]")
+EARLIER = re.compile(r"^(\s*)# \[<ch(\d+|[A-C])\] ?(.*)$")
 CLAUSE = re.compile(r"(elif\b|else\s*:|except\b|finally\s*:)")
 
 # Names each chapter introduces: no listing shown before that chapter may contain them.
@@ -213,7 +213,7 @@ def _mark(out: list[str], indent: int, chapter: str) -> None:
     while k >= 0 and not out[k].strip():
         k -= 1
     if k >= 0 and out[k].startswith(prefix):
-        chapters = re.findall(r"(\d+|[AB])\b", out[k][len(prefix) :]) + [chapter]
+        chapters = re.findall(r"(\d+|[A-C])\b", out[k][len(prefix) :]) + [chapter]
         out[k] = f"{prefix}{_chapters_text(chapters)}\n"
         return
     out.append(f"{prefix}{chapter_title(chapter)}\n")
