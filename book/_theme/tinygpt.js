@@ -1,3 +1,35 @@
+// The widgets' renderer (@jupyter-widgets/html-manager) typesets a label's math with MathJax 2's
+// MathJax.Hub.Queue, which the book's MathJax 3 does not have: every page with widgets logged
+// "Cannot read properties of undefined (reading 'Queue')". This gives it a Hub whose Queue
+// typesets the element with MathJax 3, once MathJax has started. MathJax 3 replaces the global
+// object its configuration was in when it loads, so the Hub is set again after that.
+(function () {
+  "use strict";
+  function typeset(element) {
+    const mj = window.MathJax;
+    if (mj && mj.startup && mj.startup.promise && mj.typesetPromise) {
+      mj.startup.promise.then(() => mj.typesetPromise([element])).catch(() => {});
+    } else {
+      setTimeout(() => typeset(element), 100);
+    }
+  }
+  const hub = {
+    Queue: (...jobs) => {
+      for (const job of jobs) {
+        if (Array.isArray(job) && job[0] === "Typeset" && job[2]) typeset(job[2]);
+      }
+    },
+  };
+  function install(tries) {
+    const mj = window.MathJax;
+    if (mj && !mj.Hub) mj.Hub = hub;
+    if (mj && mj.startup) return;  // MathJax 3 has loaded: the Hub is on its global object
+    if (!mj && document.readyState === "complete") return;  // a page without math
+    if (tries < 600) setTimeout(() => install(tries + 1), 50);
+  }
+  install(0);
+})();
+
 // Keep punctuation next to inline math on the math's line: the browser may break a line between
 // MathJax's inline box and a comma, leaving ", batch 64" orphaned at a line's start, or an
 // opening bracket alone at a line's end. After MathJax typesets, the formula and the punctuation
