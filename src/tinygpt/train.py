@@ -141,20 +141,21 @@ def estimate_loss(
     batches: int,
     batch_size: int,
     device: torch.device,
-    dtype: str = "float32",
+    dtype: str = "float32",  # [chA]
     seed: int = 0,
 ) -> float:
     """Mean loss on ``batches`` random windows, the same windows every call (fixed seed)."""
     was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
+    model.eval()  # no dropout while measuring
+    generator = torch.Generator().manual_seed(seed)  # the same windows at every call
     T = model.config.block_size
     total = 0.0
     for _ in range(batches):
         starts = torch.randint(len(ids) - T, (batch_size,), generator=generator).tolist()
         x = torch.stack([ids[i : i + T] for i in starts]).to(device)
         y = torch.stack([ids_gpt2[i + 1 : i + 1 + T] for i in starts]).to(device)
-        with autocast(device, dtype):
+        # [<chA] logits, _ = model(x)
+        with autocast(device, dtype):  # [chA]
             logits, _ = model(x)
         total += nll(logits, y, vocab).mean().item()
     model.train(was_training)
