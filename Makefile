@@ -57,8 +57,10 @@ nbval: install
 # They are written with this CPU's own kernels; `make test` compares them on other kernels
 # (book/conftest.py), so an output whose digits depend on the CPU fails there.
 # One notebook: make notebooks NB=book/01_tokenization.ipynb
+# One thread, as `make test` runs them: the same numeric path, and a loaded machine does not
+# push a training cell past the kernel's timeout with threads waiting for each other.
 notebooks: install
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=900 \
 	  --ExecutePreprocessor.record_timing=False $(if $(NB),$(NB),$(NOTEBOOKS))
 

@@ -524,9 +524,16 @@ def math_problems(static, soup) -> list[str]:
     return problems
 
 
+# A cell that shows a traceback on purpose (Appendix C's --debug demonstration) carries this tag.
+SHOWS_TRACEBACK = "tag_shows-traceback"
+
+
 def traceback_problems(soup) -> list[str]:
     problems = []
-    text = soup.get_text()
+    text = " ".join(
+        piece for piece in soup.find_all(string=True)
+        if not any(SHOWS_TRACEBACK in (parent.get("class") or []) for parent in piece.parents)
+    )  # fmt: skip
     if "Traceback (most recent call last)" in text:
         i = text.index("Traceback (most recent call last)")
         problems.append(f"a Python traceback: {text[i : i + 200]!r}")
@@ -883,6 +890,10 @@ def test_checks_catch_raw_math_tracebacks_missing_images_and_widgets(tmp_path):
     assert any("not typeset" in p for p in math) and any("softmax" in p for p in math)
     assert not any("in code" in p for p in math)
     assert len(traceback_problems(soup)) == 2
+    shown = "<pre>Traceback (most recent call last)</pre>"
+    on_purpose = f'<div class="cell {SHOWS_TRACEBACK}">{shown}</div>'
+    assert traceback_problems(parse(on_purpose)) == []
+    assert len(traceback_problems(parse(on_purpose.replace(SHOWS_TRACEBACK, "tag_other")))) == 1
     page = tmp_path / "p.html"
     missing = ["<img src=missing.png> is not a file in the book"]
     assert image_problems(page, tmp_path, soup)[0] == missing

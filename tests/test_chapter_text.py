@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 LESSONS = [p for p in NOTEBOOKS if not p.stem.startswith("appendix_c")]
 PROJECT_TALK = re.compile(
-    r"\btests/|\btest suite\b|\bpytest\b|\bnbval\b|\bdrafts?\b|\bthis session\b", re.IGNORECASE
+    r"\btests/|\btest suite\b|\bpytest\b|\bnbval\b|\bdrafts?\b|\bthis session\b|\bCPU budget\b"
+    r"|\bthis book was built on\b",
+    re.IGNORECASE,
 )
 
 
@@ -27,6 +29,8 @@ def test_the_pattern_finds_talk_about_the_project():
     assert project_talk("(The test suite kills a process.)") == ["test suite"]
     assert project_talk("a reader of our draft found it") == ["draft"]
     assert project_talk("identical setups varied across this session") == ["this session"]
+    assert project_talk("**CPU budget.** It runs in a minute") == ["CPU budget"]
+    assert project_talk("on the 2-core CPU this book was built on") == ["this book was built on"]
     assert project_talk("The tests of attention: a draw, a drafting table?") == []
 
 
