@@ -128,8 +128,8 @@ class CausalSelfAttention(nn.Module):
     all, a smaller KV cache.
 
     ``implementation`` is ``"sdpa"`` (PyTorch's fused kernel, the default: fastest) or
-    ``"eager"`` (our own ``scaled_dot_product_attention`` above: readable, and it can return the
-    attention weights). Both compute the same function.
+    ``"eager"`` (our own ``scaled_dot_product_attention`` of Chapter 3: readable, and it can
+    return the attention weights). Both compute the same function.
     """
 
     def __init__(
@@ -168,7 +168,7 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> q, k and v, split into heads: (B, heads, T, hs) each."""
+        """(B, T, C) -> q, k and v, split into heads: (B, nh, T, hs) each."""
         B, T, C = x.shape
         hs = self.head_size
         kv_width = self.n_kv_head * hs  # [ch8]
