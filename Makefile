@@ -63,6 +63,10 @@ notebooks: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=900 \
 	  --ExecutePreprocessor.record_timing=False $(if $(NB),$(NB),$(NOTEBOOKS))
+	# The kernel sometimes sends one print as two stream outputs (the text, then its newline),
+	# which the book would show as a stray blank line: merge them (after executing, not before).
+	$(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams --log-level=WARN \
+	  $(if $(NB),$(NB),$(NOTEBOOKS))
 
 # MathJax and the widget renderer come from npm at build time, so the book works offline.
 assets/static/.stamp: assets/package.json assets/package-lock.json
