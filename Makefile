@@ -57,6 +57,8 @@ nbval: install
 # They are written with this CPU's own kernels; `make test` compares them on other kernels
 # (book/conftest.py), so an output whose digits depend on the CPU fails there.
 # One notebook: make notebooks NB=book/01_tokenization.ipynb
+# Appendix A measures speed: run it alone, on every core, e.g.
+#   OMP_NUM_THREADS=$(nproc) make notebooks NB=book/appendix_a_performance.ipynb
 # One thread, as `make test` runs them: the same numeric path, and a loaded machine does not
 # push a training cell past the kernel's timeout with threads waiting for each other.
 notebooks: install
