@@ -1,0 +1,99 @@
+"""The ONNX export (tinygpt.export) computes what the PyTorch model computes: the prompt's logits,
+then every cached one-token step, for learned positions and for Llama's parts (RoPE, GQA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tinygpt import export
+from tinygpt.model import GPT, GPTConfig
+
+ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+CONFIGS = {
+    "gpt2": GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=4, n_embd=64),
+    "llama": GPTConfig(
+        vocab_size=97, block_size=32, n_layer=2, n_head=4, n_kv_head=2, n_embd=64,
+        bias=False, pos_embedding="rope", norm="rmsnorm", mlp="swiglu",
+    ),
+}  # fmt: skip
+
+
+def session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_cached(
+    sess, prompt: list[int], new_tokens: int, shape
+) -> tuple[list[int], list[np.ndarray]]:
+    """Greedy decoding through the exported step: the prompt at once, then one token per call."""
+    L, nkv, hs = shape
+    past = np.zeros((L, 1, nkv, 0, hs), np.float32)
+    feed = {"idx": np.array([prompt], np.int64), "past_keys": past, "past_values": past}
+    ids, every_logits = list(prompt), []
+    for _ in range(new_tokens):
+        logits, keys, values = sess.run(None, feed)
+        every_logits.append(logits[0, -1])
+        ids.append(int(logits[0, -1].argmax()))
+        feed = {"idx": np.array([[ids[-1]]], np.int64), "past_keys": keys, "past_values": values}
+    return ids, every_logits
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def exported(request, tmp_path_factory):
+    torch.manual_seed(0)
+    model = GPT(CONFIGS[request.param]).eval()
+    path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
+    export.export_onnx(model, path, half_weights=False, source="abc")
+    return model, path
+
+
+def test_every_cached_step_gives_pytorchs_logits(exported):
+    model, path = exported
+    c = model.config
+    ids, logits = run_cached(
+        session(path), [5, 17, 3, 60], 20, (c.n_layer, c.kv_heads, c.head_size)
+    )
+    with torch.no_grad():
+        full = model(torch.tensor([ids[:-1]]))[0][0]  # (T, V): every position at once, no cache
+    for step, got in enumerate(logits):
+        want = full[3 + step].numpy()
+        assert np.abs(got - want).max() < 1e-4, f"step {step}"
+    assert ids[4:] == [int(full[3 + s].argmax()) for s in range(20)]  # the same greedy tokens
+
+
+def test_the_file_names_its_source_and_has_the_steps_inputs(exported):
+    _, path = exported
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props[export.SOURCE_KEY] == "abc"
+    names = [i.name for i in session(path).get_inputs()]
+    assert names == ["idx", "past_keys", "past_values"]
+
+
+def test_half_weights_halve_the_file_and_match_the_rounded_model(tmp_path):
+    torch.manual_seed(0)
+    model = GPT(CONFIGS["llama"]).eval()
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    size_full = export.export_onnx(model, full, half_weights=False)
+    size_half = export.export_onnx(model, half, half_weights=True)
+    big = [w for w in onnx.load(str(half)).graph.initializer if np.prod(w.dims) >= 1024]
+    assert big and all(w.data_type == onnx.TensorProto.FLOAT16 for w in big)
+    saved = sum(2 * int(np.prod(w.dims)) for w in big)  # two bytes per number
+    assert size_full - size_half == pytest.approx(saved, rel=0.05)
+    c = model.config
+    ids, logits = run_cached(session(half), [1, 2, 3], 8, (c.n_layer, c.kv_heads, c.head_size))
+    with torch.no_grad():
+        rounded = export.half_rounded(model)(torch.tensor([ids[:-1]]))[0][0]
+    for step, got in enumerate(logits):
+        assert np.abs(got - rounded[2 + step].numpy()).max() < 1e-4
+
+
+def test_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    assert export.main([str(tmp_path / "no-run" / "best.safetensors"), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tinygpt: error:") and not out.exists()
