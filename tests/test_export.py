@@ -80,7 +80,7 @@ def test_half_weights_halve_the_file_and_match_the_rounded_model(tmp_path):
     full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
     size_full = export.export_onnx(model, full, half_weights=False)
     size_half = export.export_onnx(model, half, half_weights=True)
-    big = [w for w in onnx.load(str(half)).graph.initializer if np.prod(w.dims) >= 1024]
+    big = [w for w in onnx.load(str(half)).graph.initializer if np.prod(w.dims) >= export.HALF_FROM]
     assert big and all(w.data_type == onnx.TensorProto.FLOAT16 for w in big)
     saved = sum(2 * int(np.prod(w.dims)) for w in big)  # two bytes per number
     assert size_full - size_half == pytest.approx(saved, rel=0.05)

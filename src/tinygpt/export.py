@@ -29,6 +29,7 @@ from torch import nn
 from tinygpt.model import GPT
 
 SOURCE_KEY = "tinygpt.source_sha256"  # metadata: which checkpoint the file was exported from
+HALF_FROM = 1024  # weights with at least this many numbers are stored in float16 (not gains)
 
 
 class TensorCache:
@@ -102,15 +103,15 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
 
 
 def store_weights_in_half(proto) -> int:
-    """Store every float32 weight of 1,024 or more numbers as float16, cast back to float32 where
-    the graph reads it. Returns how many were converted."""
+    """Store every float32 weight of ``HALF_FROM`` or more numbers as float16, cast back to
+    float32 where the graph reads it. Returns how many were converted."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     graph, casts = proto.graph, []
     for weight in list(graph.initializer):
         values = numpy_helper.to_array(weight)
-        if values.dtype != np.float32 or values.size < 1024:
+        if values.dtype != np.float32 or values.size < HALF_FROM:
             continue
         half = numpy_helper.from_array(values.astype(np.float16), weight.name + ".fp16")
         graph.initializer.remove(weight)
@@ -127,7 +128,7 @@ def half_rounded(model: GPT) -> GPT:
     rounded = copy.deepcopy(model).float().eval()
     with torch.no_grad():
         for p in rounded.parameters():
-            if p.numel() >= 1024:
+            if p.numel() >= HALF_FROM:
                 p.copy_(p.half().float())
     return rounded
 
