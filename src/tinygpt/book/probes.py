@@ -9,8 +9,9 @@ def attention_maps(model, idx):
     Returns a list with one (B, nh, T, T) tensor per layer: row t of head h holds how much query
     t attends to each key. A model with its own ``attention_maps(idx)`` method (Chapter 4's
     attention-only model) is asked directly. For a ``tinygpt`` GPT, a forward pre-hook on each
-    ``block.attn`` records the tensor that block's attention receives (the output of ``ln_1``);
-    ``attn.attention_weights`` then turns it into weights, exactly as the forward pass does.
+    ``block.attn`` records the tensor that block's attention receives (the output of ``ln_1``)
+    and, for RoPE, the rotation it is given; ``attn.attention_weights`` then turns them into
+    weights, exactly as the forward pass does.
     The model runs in eval mode without gradients; its training mode is restored and the hooks
     removed afterwards, even on error.
     """
@@ -29,7 +30,7 @@ def attention_maps(model, idx):
 
     def recorder(i: int):
         def hook(module, args):
-            inputs[i] = args[0]  # the (B, T, C) input of block i's attention
+            inputs[i] = args  # (x (B, T, C), cache, layer, rope): block i's attention's input
 
         return hook
 
@@ -39,7 +40,10 @@ def attention_maps(model, idx):
     try:
         with torch.no_grad():
             model(idx)
-            return [block.attn.attention_weights(x) for block, x in zip(blocks, inputs)]
+            return [
+                block.attn.attention_weights(args[0], args[3] if len(args) > 3 else None)
+                for block, args in zip(blocks, inputs)
+            ]
     finally:
         for handle in handles:
             handle.remove()
