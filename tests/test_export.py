@@ -1,5 +1,6 @@
 """The ONNX export (tinygpt.export) computes what the PyTorch model computes: the prompt's logits,
-then every cached one-token step, for learned positions and for Llama's parts (RoPE, GQA)."""
+then every cached one-token step, for learned positions and for Llama's parts (RoPE, GQA), and
+every layer's attention weights; the command writes the page's manifest beside the file."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def run_cached(
     feed = {"idx": np.array([prompt], np.int64), "past_keys": past, "past_values": past}
     ids, every_logits = list(prompt), []
     for _ in range(new_tokens):
-        logits, keys, values = sess.run(None, feed)
+        logits, keys, values, _ = sess.run(None, feed)
         every_logits.append(logits[0, -1])
         ids.append(int(logits[0, -1].argmax()))
         feed = {"idx": np.array([[ids[-1]]], np.int64), "past_keys": keys, "past_values": values}
@@ -72,6 +73,34 @@ def test_the_file_names_its_source_and_has_the_steps_inputs(exported):
     assert props[export.SOURCE_KEY] == "abc"
     names = [i.name for i in session(path).get_inputs()]
     assert names == ["idx", "past_keys", "past_values"]
+    assert [o.name for o in session(path).get_outputs()] == [
+        "logits",
+        "keys",
+        "values",
+        "attention",
+    ]
+
+
+def test_attention_output_equals_each_layers_weights(exported):
+    """The prompt's attention (no past) equals attention_maps; a cached step's row equals the
+    last row of the whole text's weights."""
+    from tinygpt.book.probes import attention_maps
+
+    model, path = exported
+    c = model.config
+    sess = session(path)
+    ids = [5, 17, 3, 60, 8, 2]
+    past = np.zeros((c.n_layer, 1, c.kv_heads, 0, c.head_size), np.float32)
+    feed = {"idx": np.array([ids[:-1]], np.int64), "past_keys": past, "past_values": past}
+    _, keys, values, prompt_weights = sess.run(None, feed)
+    step = {"idx": np.array([ids[-1:]], np.int64), "past_keys": keys, "past_values": values}
+    step_weights = sess.run(["attention"], step)[0]  # (L, 1, nh, 1, 6)
+    maps = attention_maps(model, torch.tensor([ids]))  # per layer (1, nh, 6, 6)
+    assert prompt_weights.shape == (c.n_layer, 1, c.n_head, 5, 5)
+    for layer, want in enumerate(maps):
+        want = want.numpy()
+        assert np.abs(prompt_weights[layer] - want[:, :, :5, :5]).max() < 1e-5
+        assert np.abs(step_weights[layer] - want[:, :, 5:, :]).max() < 1e-5
 
 
 def test_half_weights_halve_the_file_and_match_the_rounded_model(tmp_path):
@@ -97,3 +126,32 @@ def test_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert export.main([str(tmp_path / "no-run" / "best.safetensors"), str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tinygpt: error:") and not out.exists()
+
+
+def test_the_command_writes_the_file_and_the_pages_manifest(tmp_path, capsys):
+    """``python -m tinygpt.export`` on a checkpoint with a restricted vocabulary: the ONNX file
+    names the checkpoint's sha256, and model.json holds the sizes, the GPT-2 id of each local id,
+    the unknown bucket, no end-of-text (this vocabulary lacks it) and the file's sha256."""
+    import hashlib
+    import json
+
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.vocab import RestrictedVocab
+
+    torch.manual_seed(0)
+    vocab = RestrictedVocab([11, 262, 4000, 198])  # 4 GPT-2 tokens + the unknown bucket
+    config = GPTConfig(vocab_size=vocab.size, block_size=16, n_layer=1, n_head=2, n_embd=32)
+    model = GPT(config)
+    source = tmp_path / "best.safetensors"
+    ckpt.save(source, ckpt.Checkpoint(config.to_dict(), model.weights(), {"vocab": vocab.state()}))
+    out = tmp_path / "live" / "model.onnx"
+    assert export.main([str(source), str(out)]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props[export.SOURCE_KEY] == sha
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["vocab"] == {"kept": vocab.kept.tolist(), "unk": 4, "eot": None}
+    assert manifest["config"]["vocab_size"] == 5 and manifest["config"]["n_head"] == 2
+    assert manifest["source_sha256"] == sha
+    assert manifest["onnx_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()

@@ -2,10 +2,12 @@
 
 The exported graph is one decoding step with a KV cache passed in and out as tensors::
 
-    (idx (B, T), past_keys, past_values (L, B, nkv, P, hs)) -> (logits (B, T, V), keys, values)
+    (idx (B, T), past_keys, past_values (L, B, nkv, P, hs))
+        -> (logits (B, T, V), keys, values (L, B, nkv, P + T, hs), attention (L, B, nh, T, P + T))
 
 where ``keys``/``values`` hold the P cached positions followed by the T new ones, ready to be
-fed back. The first call passes an empty past (P = 0) and the prompt; every later call passes one
+fed back, and ``attention`` holds every layer's attention weights (what the book's attention
+explorer draws; a caller that asks only for the other outputs never reads them). The first call passes an empty past (P = 0) and the prompt; every later call passes one
 token, so each new token costs one position. Attention is the package's own (``eager``) path:
 PyTorch's fused kernel decides on causality with a Python ``bool`` that an exported graph with a
 symbolic length cannot hold.
@@ -13,19 +15,26 @@ symbolic length cannot hold.
 ``half_weights`` stores the large weight matrices in float16 (half the file) with a cast to
 float32 in front of each: the arithmetic stays float32, only the weights are rounded.
 
-    python -m tinygpt.export runs/speedrun/best.safetensors book/static/model.onnx
+    python -m tinygpt.export runs/speedrun/best.safetensors book/live/model.onnx
+
+also writes ``book/live/model.json``: what a page needs beside the graph (the sizes, the restricted
+vocabulary's GPT-2 ids, which ids are unknown and end-of-text, and both files' sha256).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tinygpt import attention
 from tinygpt.model import GPT
 
 SOURCE_KEY = "tinygpt.source_sha256"  # metadata: which checkpoint the file was exported from
@@ -52,6 +61,28 @@ class TensorCache:
         return k, v
 
 
+@contextlib.contextmanager
+def recording_attention() -> Iterator[list[torch.Tensor]]:
+    """Collect the weights of every call to ``attention.scaled_dot_product_attention`` (the
+    ``eager`` path of each layer, in order) while the block runs, without touching the model.
+
+    The function that ``CausalSelfAttention`` calls is looked up in its module at each call, so
+    wrapping it there for the duration of one forward pass sees every layer."""
+    weights: list[torch.Tensor] = []
+    original = attention.scaled_dot_product_attention
+
+    def recorder(*args, **kwargs):
+        out, w = original(*args, **kwargs)
+        weights.append(w)  # (B, nh, T, P + T)
+        return out, w
+
+    attention.scaled_dot_product_attention = recorder
+    try:
+        yield weights
+    finally:
+        attention.scaled_dot_product_attention = original
+
+
 class CachedStep(nn.Module):
     """One decoding step of ``model`` with its cache as inputs and outputs (the exported graph)."""
 
@@ -61,8 +92,10 @@ class CachedStep(nn.Module):
 
     def forward(self, idx, past_keys, past_values):
         cache = TensorCache(past_keys, past_values)
-        logits, _ = self.model(idx, cache=cache)  # (B, T, V)
-        return logits, torch.stack(cache.keys), torch.stack(cache.values)  # (L, B, nkv, P+T, hs)
+        with recording_attention() as weights:
+            logits, _ = self.model(idx, cache=cache)  # (B, T, V)
+        keys, values = torch.stack(cache.keys), torch.stack(cache.values)  # (L, B, nkv, P+T, hs)
+        return logits, keys, values, torch.stack(weights)  # attention (L, B, nh, T, P+T)
 
 
 def empty_past(model: GPT, batch_size: int = 1) -> torch.Tensor:
@@ -89,7 +122,7 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
     program = torch.onnx.export(
         step, example, dynamo=True, verbose=False,
         input_names=["idx", "past_keys", "past_values"],
-        output_names=["logits", "keys", "values"],
+        output_names=["logits", "keys", "values", "attention"],
         dynamic_shapes={"idx": {1: T}, "past_keys": {3: P}, "past_values": {3: P}},
     )  # fmt: skip
     proto = program.model_proto
@@ -133,9 +166,37 @@ def half_rounded(model: GPT) -> GPT:
     return rounded
 
 
+def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str) -> dict:
+    """What a page needs beside the graph: the sizes, and the vocabulary as GPT-2 ids.
+
+    ``vocab`` is the checkpoint's ``RestrictedVocab`` (or None for all of GPT-2): ``kept[i]`` is
+    the GPT-2 id of local id i, ``unk`` the bucket every other GPT-2 id falls into (a sampler never
+    picks it) and ``eot`` the local id of ``<|endoftext|>``, where a sample stops (None when the
+    vocabulary lacks it)."""
+    c = model.config
+    eot = 50256
+    if vocab is None:
+        words = {"kept": None, "unk": None, "eot": eot}
+    else:
+        kept = vocab.kept.tolist()
+        words = {"kept": kept, "unk": vocab.unk_id, "eot": kept.index(eot) if eot in kept else None}
+    return {
+        "config": {
+            "n_layer": c.n_layer, "n_head": c.n_head, "n_kv_head": c.kv_heads,
+            "head_size": c.head_size, "block_size": c.block_size, "vocab_size": c.vocab_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        "vocab": words,
+        "source_sha256": source_sha256,
+        "onnx_sha256": onnx_sha256,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     from tinygpt import checkpoint as ckpt
+    from tinygpt import files
     from tinygpt.runs import model_from_checkpoint
+    from tinygpt.vocab import RestrictedVocab
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
@@ -143,9 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     source, out = Path(args[0]), Path(args[1])
     try:
-        model = model_from_checkpoint(ckpt.load(source))
+        saved = ckpt.load(source)
+        model = model_from_checkpoint(saved)
+        state = saved.meta.get("vocab")
+        vocab = RestrictedVocab.from_state(state) if state is not None else None
         sha = hashlib.sha256(source.read_bytes()).hexdigest()
         size = export_onnx(model, out, half_weights=True, source=sha)
+        manifest = page_manifest(model, vocab, sha, hashlib.sha256(out.read_bytes()).hexdigest())
+        with files.atomic_path(out.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(manifest, separators=(",", ":")) + "\n")
     except (ckpt.CheckpointError, OSError) as err:
         print(f"tinygpt: error: {err}", file=sys.stderr)
         return 2
