@@ -6,10 +6,12 @@ import torch
 from tinygpt.generate import (
     SamplingConfig,
     apply_repetition_penalty,
+    draw_with_uniform,
     generate,
     sample_next,
     top_k_filter,
     top_p_filter,
+    uniforms,
 )
 from tinygpt.model import GPT, GPTConfig
 
@@ -134,3 +136,54 @@ def test_cache_overflow_is_a_clear_error(model):
     model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match="exceeds the context window"):
         model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+def test_a_supplied_uniform_picks_by_the_running_probability():
+    """Inverse-CDF sampling: token i is drawn for u in [cdf[i-1], cdf[i]); tokens of probability
+    0 are never drawn, even at the edges."""
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.5, 0.25, 0.0]], dtype=torch.float64)
+    picks = {
+        u: int(draw_with_uniform(probs, torch.tensor([u])))
+        for u in (0.0, 0.2, 0.25, 0.7, 0.75, 0.9999)
+    }
+    assert picks == {0.0: 1, 0.2: 1, 0.25: 3, 0.7: 3, 0.75: 4, 0.9999: 4}
+
+
+def test_supplied_uniforms_follow_the_same_distribution_as_multinomial():
+    """Drawn with evenly spaced uniforms, each token's share is its probability after the filters
+    (repetition penalty, temperature, top-k, top-p), as torch.multinomial's draws are on average."""
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 3.0, 0.0]])
+    context = torch.tensor([[4]])
+    config = SamplingConfig(temperature=0.7, top_k=4, top_p=0.9, repetition_penalty=1.3)
+    n = 20_000
+    counts = torch.zeros(6)
+    for i in range(n):
+        counts[sample_next(logits, context, config, uniform=torch.tensor([(i + 0.5) / n]))] += 1
+    x = apply_repetition_penalty(logits, context, 1.3) / 0.7
+    want = top_p_filter(top_k_filter(x, 4), 0.9).softmax(-1)[0]
+    assert (counts / n - want).abs().max() < 1e-3
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.cat([sample_next(logits, context, config, generator) for _ in range(4000)])
+    assert set(drawn.flatten().tolist()) == set(torch.nonzero(want).flatten().tolist())
+
+
+def test_uniforms_is_mulberry32():
+    """The first numbers of the stream, as mulberry32 gives them (the JavaScript twin's values,
+    from book/_theme/live/sampler.js run in node): the page and Python draw the same numbers."""
+    first = [next(stream) for stream in [uniforms(0)] for _ in range(3)]
+    assert first == [0.26642920868471265, 0.0003297457005828619, 0.2232720274478197]
+    assert all(0.0 <= u < 1.0 for u, _ in zip(uniforms(2**32 - 1), range(1000)))
+
+
+def test_a_uniform_stream_reproduces_a_sample_and_greedy_takes_none(model):
+    prompt = torch.tensor([[1, 2, 3]])
+    config = SamplingConfig(temperature=0.9, top_k=20)
+    a = generate(model, prompt, 12, config)  # (no uniforms: torch's generator)
+    b = generate(model, prompt, 12, config, uniform_stream=uniforms(7))
+    assert torch.equal(b, generate(model, prompt, 12, config, uniform_stream=uniforms(7)))
+    assert b.shape == a.shape
+    greedy = SamplingConfig(temperature=0)
+    assert torch.equal(
+        generate(model, prompt, 12, greedy, uniform_stream=iter([])),  # would raise if drawn from
+        generate(model, prompt, 12, greedy),
+    )

@@ -3,12 +3,17 @@
 ``sample_next`` applies the strategies in a fixed order: repetition penalty, temperature,
 top-k, top-p, then draws (or takes the arg-max when ``temperature == 0``). ``generate_stream``
 yields tokens as they are produced; ``generate`` collects them.
+
+A draw normally comes from ``torch.multinomial``. It can instead take its random number from
+outside (``uniform``, and ``uniforms(seed)`` for a stream of them): the rendered book's live model
+samples with the same rules in JavaScript (book/_theme/live/sampler.js), and supplying the same
+numbers to both shows that they pick the same tokens.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +77,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     the bottom keeps every token at p = 1 (a sum from the top can reach 1.0 by rounding before
     the last tokens), and it is what Hugging Face's ``TopPLogitsWarper`` does.
     """
-    sorted_logits, order = torch.sort(logits, descending=False, dim=-1)  # least likely first
+    # least likely first; stable, so that tied tokens are dropped in a fixed order (by id)
+    sorted_logits, order = torch.sort(logits, descending=False, stable=True, dim=-1)
     mass_up_to = sorted_logits.softmax(dim=-1).cumsum(dim=-1)  # this token and all below it
     drop = mass_up_to <= 1 - p
     drop[..., -1] = False  # the most likely token always stays
@@ -80,14 +86,27 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 
 
+def draw_with_uniform(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: the first token whose running probability (in id order) exceeds
+    ``uniform`` (B,) in [0, 1), scaled by the total so that rounding cannot run past the end."""
+    cdf = probs.cumsum(dim=-1)  # (B, V)
+    target = uniform.to(cdf.dtype).unsqueeze(-1) * cdf[..., -1:]  # (B, 1)
+    return (cdf <= target).sum(dim=-1, keepdim=True)  # tokens passed before the draw lands
+
+
 def sample_next(
     logits: torch.Tensor,
     context: torch.Tensor,
     config: SamplingConfig,
     generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Choose the next token for each row. logits (B, V), context (B, T) -> (B, 1)."""
-    logits = apply_repetition_penalty(logits.float(), context, config.repetition_penalty)
+    """Choose the next token for each row. logits (B, V), context (B, T) -> (B, 1).
+
+    With ``uniform`` (B,) the draw uses those numbers (in float64, as the book's JavaScript
+    sampler does) instead of ``torch.multinomial``."""
+    logits = logits.double() if uniform is not None else logits.float()
+    logits = apply_repetition_penalty(logits, context, config.repetition_penalty)
     if config.temperature == 0.0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / config.temperature
@@ -96,7 +115,21 @@ def sample_next(
     if config.top_p is not None:
         logits = top_p_filter(logits, config.top_p)
     probs = logits.softmax(dim=-1)
+    if uniform is not None:
+        return draw_with_uniform(probs, uniform)
     return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def uniforms(seed: int) -> Iterator[float]:
+    """Endless uniform numbers in [0, 1) from mulberry32, a 32-bit generator small enough to
+    write the same way in JavaScript: the stream the book's live sampler draws for ``seed``."""
+    state = seed & 0xFFFFFFFF
+    while True:
+        state = (state + 0x6D2B79F5) & 0xFFFFFFFF
+        t = state
+        t = ((t ^ (t >> 15)) * (t | 1)) & 0xFFFFFFFF
+        t ^= (t + ((t ^ (t >> 7)) * (t | 61))) & 0xFFFFFFFF
+        yield ((t ^ (t >> 14)) & 0xFFFFFFFF) / 4294967296
 
 
 @torch.no_grad()
@@ -131,6 +164,7 @@ def generate_stream(
     stop_token: int | None = None,
     banned_token: int | None = None,
     use_cache: bool = True,
+    uniform_stream: Iterable[float] | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield (B, 1) new tokens one step at a time.
 
@@ -138,8 +172,11 @@ def generate_stream(
     left. Stops after ``max_new_tokens`` or when every row has produced ``stop_token``.
     ``banned_token`` (e.g. a restricted vocabulary's unknown bucket) is never chosen.
     ``use_cache`` decodes incrementally with a KV cache; the tokens are the same either way.
+    ``uniform_stream`` (e.g. ``uniforms(seed)``) supplies each draw's random numbers, B per
+    step, in place of ``config.seed``'s generator; greedy steps take none.
     """
     config = config or SamplingConfig()
+    numbers = iter(uniform_stream) if uniform_stream is not None else None
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if idx.dim() != 2 or idx.size(1) == 0:
@@ -156,7 +193,10 @@ def generate_stream(
         if banned_token is not None:
             logits[:, banned_token] = float("-inf")
         context = idx[:, -model.config.block_size :]
-        next_token = sample_next(logits, context, config, generator)  # (B, 1)
+        uniform = None
+        if numbers is not None and config.temperature > 0:
+            uniform = torch.tensor([next(numbers) for _ in range(idx.size(0))], device=device)
+        next_token = sample_next(logits, context, config, generator, uniform)  # (B, 1)
         if stop_token is not None:
             next_token = next_token.masked_fill(finished.unsqueeze(1), stop_token)
             finished |= next_token.squeeze(1) == stop_token
@@ -174,10 +214,13 @@ def generate(
     stop_token: int | None = None,
     banned_token: int | None = None,
     use_cache: bool = True,
+    uniform_stream: Iterable[float] | None = None,
 ) -> torch.Tensor:
     """The prompt followed by up to ``max_new_tokens`` new tokens: (B, T + new)."""
     new = list(
-        generate_stream(model, idx, max_new_tokens, config, stop_token, banned_token, use_cache)
+        generate_stream(
+            model, idx, max_new_tokens, config, stop_token, banned_token, use_cache, uniform_stream
+        )
     )
     return torch.cat([idx, *new], dim=1) if new else idx
 
