@@ -7,8 +7,9 @@ The exported graph is one decoding step with a KV cache passed in and out as ten
 
 where ``keys``/``values`` hold the P cached positions followed by the T new ones, ready to be
 fed back, and ``attention`` holds every layer's attention weights (what the book's attention
-explorer draws; a caller that asks only for the other outputs never reads them). The first call passes an empty past (P = 0) and the prompt; every later call passes one
-token, so each new token costs one position. Attention is the package's own (``eager``) path:
+explorer draws; a caller that asks only for the other outputs never reads them). The first
+call passes an empty past (P = 0) and the prompt; every later call passes one token, so each new
+token costs one position. Attention is the package's own (``eager``) path:
 PyTorch's fused kernel decides on causality with a Python ``bool`` that an exported graph with a
 symbolic length cannot hold.
 
