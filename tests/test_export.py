@@ -131,7 +131,8 @@ def test_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_the_command_writes_the_file_and_the_pages_manifest(tmp_path, capsys):
     """``python -m tinygpt.export`` on a checkpoint with a restricted vocabulary: the ONNX file
     names the checkpoint's sha256, and model.json holds the sizes, the GPT-2 id of each local id,
-    the unknown bucket, no end-of-text (this vocabulary lacks it) and the file's sha256."""
+    the unknown bucket, no end-of-text (this vocabulary lacks it) and the file's sha256; and
+    model_from_onnx rebuilds the PyTorch model with the weights the file holds."""
     import hashlib
     import json
 
@@ -155,3 +156,7 @@ def test_the_command_writes_the_file_and_the_pages_manifest(tmp_path, capsys):
     assert manifest["config"]["vocab_size"] == 5 and manifest["config"]["n_head"] == 2
     assert manifest["source_sha256"] == sha
     assert manifest["onnx_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    rebuilt = export.model_from_onnx(out)  # the file's own weights, back in PyTorch
+    assert rebuilt.config == model.config
+    rounded = export.half_rounded(model).state_dict()
+    assert all(torch.equal(w, rounded[name]) for name, w in rebuilt.state_dict().items())

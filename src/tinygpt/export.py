@@ -16,7 +16,7 @@ symbolic length cannot hold.
 ``half_weights`` stores the large weight matrices in float16 (half the file) with a cast to
 float32 in front of each: the arithmetic stays float32, only the weights are rounded.
 
-    python -m tinygpt.export runs/speedrun/best.safetensors book/live/model.onnx
+    python -m tinygpt.export runs/speedrun/speedrun+wd1.6-10min-s0 book/live/model.onnx
 
 also writes ``book/live/model.json``: what a page needs beside the graph (the sizes, the restricted
 vocabulary's GPT-2 ids, which ids are unknown and end-of-text, and both files' sha256).
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from tinygpt import attention
-from tinygpt.model import GPT
+from tinygpt.model import GPT, GPTConfig
 
 SOURCE_KEY = "tinygpt.source_sha256"  # metadata: which checkpoint the file was exported from
 HALF_FROM = 1024  # weights with at least this many numbers are stored in float16 (not gains)
@@ -121,7 +121,9 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
     # two different tensors: the same one twice would be exported as a single input
     example = (torch.zeros(1, 4, dtype=torch.long), past, past.clone())
     program = torch.onnx.export(
-        step, example, dynamo=True, verbose=False,
+        # not optimized: the weights keep their names (model_from_onnx reads them back); the
+        # runtime folds the constants itself when it loads the file
+        step, example, dynamo=True, verbose=False, optimize=False,
         input_names=["idx", "past_keys", "past_values"],
         output_names=["logits", "keys", "values", "attention"],
         dynamic_shapes={"idx": {1: T}, "past_keys": {3: P}, "past_values": {3: P}},
@@ -182,6 +184,7 @@ def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str) -> di
         kept = vocab.kept.tolist()
         words = {"kept": kept, "unk": vocab.unk_id, "eot": kept.index(eot) if eot in kept else None}
     return {
+        "model_config": c.to_dict(),
         "config": {
             "n_layer": c.n_layer, "n_head": c.n_head, "n_kv_head": c.kv_heads,
             "head_size": c.head_size, "block_size": c.block_size, "vocab_size": c.vocab_size,
@@ -193,6 +196,29 @@ def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str) -> di
     }  # fmt: skip
 
 
+def model_from_onnx(path: str | Path) -> GPT:
+    """The PyTorch model that an exported file holds, rebuilt from the file's weights (float16
+    ones cast back to float32) and its ``model.json``: the reference a page is checked against,
+    since the checkpoint itself is not shipped with the book."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    model = GPT(GPTConfig.from_dict(manifest["model_config"]))
+    names = set(model.state_dict())
+    weights = {}
+    for tensor in onnx.load(str(path)).graph.initializer:
+        name = tensor.name.removeprefix("model.").removesuffix(".fp16")
+        if name in names:
+            weights[name] = torch.from_numpy(numpy_helper.to_array(tensor).astype(np.float32))
+    if model.config.tie_weights and "lm_head.weight" in weights:  # the tied matrix, once
+        weights["transformer.wte.weight"] = weights.pop("lm_head.weight")
+    model.load_weights(weights)
+    return model.eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     from tinygpt import checkpoint as ckpt
     from tinygpt import files
@@ -201,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m tinygpt.export CHECKPOINT OUT.onnx", file=sys.stderr)
+        print("usage: python -m tinygpt.export RUN_FOLDER|CHECKPOINT OUT.onnx", file=sys.stderr)
         return 2
     source, out = Path(args[0]), Path(args[1])
+    if source.is_dir():  # a run folder: its best model
+        source = source / "best.safetensors"
     try:
         saved = ckpt.load(source)
         model = model_from_checkpoint(saved)
