@@ -70,8 +70,11 @@ notebooks: install
 	$(BIN)/jupyter nbconvert --to notebook --inplace --coalesce-streams --log-level=WARN \
 	  $(if $(NB),$(NB),$(NOTEBOOKS))
 
-# MathJax and the widget renderer come from npm at build time, so the book works offline.
-assets/static/.stamp: assets/package.json assets/package-lock.json
+# MathJax, the widget renderer and the live model's runtime come from npm at build time, so the
+# book works offline. The live model (book/live/, from `python -m tinygpt.export`) and ONNX
+# Runtime's WebAssembly are cut into script-loaded chunks (assets/live_chunks.py).
+LIVE_INPUTS := assets/live-vendor.js assets/live_chunks.py book/live/model.onnx book/live/model.json
+assets/static/.stamp: assets/package.json assets/package-lock.json $(LIVE_INPUTS)
 	cd assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf assets/static && mkdir -p assets/static/mathjax assets/static/widgets
 	cp assets/node_modules/mathjax/es5/tex-chtml.js assets/static/mathjax/
@@ -81,6 +84,11 @@ assets/static/.stamp: assets/package.json assets/package-lock.json
 	cp -r assets/node_modules/mathjax/es5/ui assets/static/mathjax/
 	cd assets/node_modules/@jupyter-widgets/html-manager/dist && \
 	  cp embed.js *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/assets/static/widgets/
+	mkdir -p assets/static/live
+	cd assets && node_modules/.bin/esbuild live-vendor.js --bundle --format=iife --minify \
+	  --log-level=warning --outfile=static/live/vendor.js
+	$(PYTHON) assets/live_chunks.py book/live/model.onnx \
+	  assets/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm assets/static/live
 	touch $@
 
 assets: assets/static/.stamp

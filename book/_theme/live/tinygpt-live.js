@@ -1,0 +1,1123 @@
+/* The live model (issue 30): the book's trained GPT, run in the reader's browser.
+ *
+ * A classic script loaded on every page. It does nothing heavy until the reader interacts:
+ * tinygptLive.load() inserts <script> tags (not fetch: the book must work from file://) for
+ * manifest.js, vendor.js (ONNX Runtime Web + js-tiktoken) and the model's and the runtime's
+ * base64 chunks, all found next to this script (_static/live/), then starts an ONNX Runtime
+ * session. Generation mirrors tinygpt.generate (TextGenerator.stream, generate_stream and
+ * next_token_logits); the sampling itself is sampler.js (window.tinygptSampler).
+ *
+ * Widgets replace placeholders <div class="tinygpt-live" data-widget="playground|explorer|
+ * continue"> and hide the ipywidgets output that follows them (the Jupyter version).
+ */
+(function () {
+  "use strict";
+
+  var here = document.currentScript && document.currentScript.src;
+  var BASE = here ? here.replace(/[^/]*([?#].*)?$/, "") : "_static/live/";
+  var GPT2_EOT = 50256;
+
+  // ------------------------------------------------------------------ loading
+
+  function insertScript(name) {
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = BASE + name;
+      s.async = true;
+      s.onload = function () {
+        resolve();
+      };
+      s.onerror = function () {
+        reject(new Error("could not load " + name + " (is the _static/live folder there?)"));
+      };
+      document.head.appendChild(s);
+    });
+  }
+
+  function base64Bytes(b64) {
+    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
+    var s = atob(b64);
+    var a = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i);
+    return a;
+  }
+
+  function join(parts) {
+    var n = 0;
+    for (var i = 0; i < parts.length; i++) n += parts[i].length;
+    var out = new Uint8Array(n);
+    var o = 0;
+    for (var j = 0; j < parts.length; j++) {
+      out.set(parts[j], o);
+      o += parts[j].length;
+    }
+    return out;
+  }
+
+  var state = {
+    loading: null, // the memoised promise of load()
+    manifestPromise: null,
+    manifest: null,
+    session: null,
+    ort: null,
+    encoder: null,
+    localOf: null, // Map GPT-2 id -> local id (null: the model uses all of GPT-2)
+    queue: Promise.resolve(), // session.run calls one at a time
+  };
+
+  /** manifest.js alone (small): the widgets' first lines quote its numbers. */
+  // GPT-2's pre-tokenizer pattern says \s, which tiktoken (Rust) reads as Unicode's White_Space
+  // but JavaScript reads as its own set: it adds U+FEFF and lacks U+0085. Spelled out as
+  // White_Space, the page cuts text where tiktoken does (tests/test_browser.py checks both).
+  var WHITE_SPACE = "\\t-\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
+
+  function withUnicodeSpaces(ranks) {
+    var out = "";
+    var inClass = false;
+    var pat = ranks.pat_str;
+    for (var i = 0; i < pat.length; i++) {
+      var c = pat[i];
+      if (c === "\\" && (pat[i + 1] === "s" || pat[i + 1] === "S")) {
+        var negated = pat[i + 1] === "S";
+        if (inClass && negated) throw new Error("\\S inside a character class");
+        out += inClass ? WHITE_SPACE : (negated ? "[^" : "[") + WHITE_SPACE + "]";
+        i += 1;
+      } else if (c === "\\") {
+        out += c + pat[i + 1];
+        i += 1;
+      } else {
+        if (c === "[") inClass = true;
+        else if (c === "]") inClass = false;
+        out += c;
+      }
+    }
+    return Object.assign({}, ranks, { pat_str: out });
+  }
+
+  function loadManifest() {
+    if (window.tinygptLiveManifest) {
+      state.manifest = window.tinygptLiveManifest;
+      return Promise.resolve(state.manifest);
+    }
+    if (!state.manifestPromise) {
+      state.manifestPromise = insertScript("manifest.js").then(
+        function () {
+          if (!window.tinygptLiveManifest) throw new Error("manifest.js did not define the model");
+          state.manifest = window.tinygptLiveManifest;
+          return state.manifest;
+        },
+        function (err) {
+          state.manifestPromise = null;
+          throw err;
+        }
+      );
+    }
+    return state.manifestPromise;
+  }
+
+  /**
+   * Load everything and start the session, once per page. onProgress({loaded, total,
+   * bytesLoaded, bytesTotal, phase}) is called as chunks arrive. Resolves to the manifest.
+   */
+  function load(onProgress) {
+    var listeners = load.listeners || (load.listeners = []);
+    if (onProgress) listeners.push(onProgress);
+    if (state.loading) {
+      if (onProgress && load.last) onProgress(load.last);
+      return state.loading;
+    }
+    var failed = false;
+    function report(p) {
+      if (failed) return; // chunks still arriving after a failure say nothing
+      load.last = p;
+      for (var i = 0; i < listeners.length; i++) {
+        try {
+          listeners[i](p);
+        } catch (e) {
+          /* a widget's display must not stop the loading */
+        }
+      }
+    }
+    state.loading = startLoading(report).catch(function (err) {
+      failed = true;
+      state.loading = null; // a later attempt may succeed (e.g. after going back online)
+      load.last = null;
+      load.listeners = [];
+      throw err;
+    });
+    return state.loading;
+  }
+
+  function startLoading(report) {
+    if (typeof WebAssembly !== "object") {
+      return Promise.reject(new Error("this browser cannot run WebAssembly, which the model needs"));
+    }
+    var t0 = performance.now();
+    var parts = { model: [], wasm: [] };
+    var progress = { loaded: 0, total: 1, bytesLoaded: 0, bytesTotal: 0, phase: "download" };
+    window.tinygptChunk = function (name, k, n, b64) {
+      var bytes = base64Bytes(b64);
+      (parts[name] = parts[name] || [])[k] = bytes;
+      progress.loaded += 1;
+      progress.bytesLoaded += bytes.length;
+      report(Object.assign({}, progress));
+    };
+    return loadManifest()
+      .then(function (m) {
+        progress.total = m.model.chunks + m.wasm.chunks + 1; // + vendor.js
+        progress.bytesTotal = m.model.bytes + m.wasm.bytes;
+        report(Object.assign({}, progress));
+        var jobs = [];
+        var needSampler = !window.tinygptSampler;
+        if (needSampler) jobs.push(insertScript("sampler.js"));
+        jobs.push(
+          insertScript("vendor.js").then(function () {
+            progress.loaded += 1;
+            report(Object.assign({}, progress));
+          })
+        );
+        for (var i = 0; i < m.wasm.chunks; i++) jobs.push(insertScript("wasm." + i + ".js"));
+        for (var j = 0; j < m.model.chunks; j++) jobs.push(insertScript("model." + j + ".js"));
+        return Promise.all(jobs).then(function () {
+          return m;
+        });
+      })
+      .then(function (m) {
+        var vendor = window.tinygptVendor;
+        if (!vendor || !vendor.ort) throw new Error("vendor.js did not define ONNX Runtime");
+        for (var name in { model: 1, wasm: 1 }) {
+          var p = parts[name];
+          if (p.length !== m[name].chunks) throw new Error("a " + name + " chunk is missing");
+          for (var i = 0; i < p.length; i++)
+            if (!p[i]) throw new Error(name + " chunk " + i + " is missing");
+        }
+        var ort = vendor.ort;
+        ort.env.wasm.numThreads = 1;
+        ort.env.wasm.wasmBinary = join(parts.wasm);
+        var model = join(parts.model);
+        parts.model = parts.wasm = null;
+        state.ort = ort;
+        state.encoder = new vendor.Tiktoken(withUnicodeSpaces(vendor.gpt2));
+        var kept = m.vocab && m.vocab.kept;
+        if (kept) {
+          state.localOf = new Map();
+          for (var k = 0; k < kept.length; k++) state.localOf.set(kept[k], k);
+        }
+        report(Object.assign({}, progress, { phase: "start" }));
+        return ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+      })
+      .then(function (session) {
+        state.session = session;
+        // Warm up: one prefill and one cached step. The runtime's first calls compile and
+        // size its buffers; done here, while the reader sees "Starting the model", the first
+        // generation runs near full speed (measured: 0.36 s instead of 0.7 s for 60 tokens).
+        return forward([0]).then(function (out) {
+          return forward([0], out.keys, out.values);
+        });
+      })
+      .then(function () {
+        api.loadSeconds = (performance.now() - t0) / 1000;
+        report(Object.assign({}, progress, { phase: "ready" }));
+        return state.manifest;
+      });
+  }
+
+  // ------------------------------------------------------------------ tokens
+
+  function needLoaded() {
+    if (!state.session) throw new Error("call tinygptLive.load() first");
+  }
+
+  /** GPT-2 ids of text; special tokens are plain text (tiktoken's encode_ordinary). */
+  function encode(text) {
+    needLoaded();
+    return state.encoder.encode(text, [], []);
+  }
+
+  /** GPT-2 ids to the model's ids; a token outside its vocabulary becomes the unknown bucket. */
+  function toLocal(ids) {
+    if (!state.localOf) return ids.slice();
+    var unk = state.manifest.vocab.unk;
+    return ids.map(function (t) {
+      var l = state.localOf.get(t);
+      return l === undefined ? unk : l;
+    });
+  }
+
+  /** The model's ids back to GPT-2 ids; the unknown bucket has no single GPT-2 id. */
+  function toGlobal(ids) {
+    var v = state.manifest.vocab;
+    if (!v || !v.kept) return ids.slice();
+    return ids.map(function (l) {
+      if (l === v.unk) throw new Error("the unknown bucket does not map to a single GPT-2 token");
+      return v.kept[l];
+    });
+  }
+
+  function decode(localIds) {
+    needLoaded();
+    return state.encoder.decode(toGlobal(localIds));
+  }
+
+  /** Readable labels like tinygpt.book.token_labels: space -> ␣, newline -> ↵. */
+  function tokenLabels(gpt2Ids) {
+    return gpt2Ids.map(function (t) {
+      return state.encoder.decode([t]).replace(/ /g, "\u2423").replace(/\n/g, "\u21b5");
+    });
+  }
+
+  // ------------------------------------------------------------------ the model
+
+  function emptyPast() {
+    var c = state.manifest.config;
+    var dims = [c.n_layer, 1, c.n_kv_head, 0, c.head_size];
+    return new state.ort.Tensor("float32", new Float32Array(0), dims);
+  }
+
+  /** One forward pass (serialised: ONNX Runtime runs one call per session at a time). */
+  function forward(localIds, pastKeys, pastValues) {
+    var run = state.queue.then(function () {
+      var ort = state.ort;
+      var idx = new ort.Tensor(
+        "int64",
+        BigInt64Array.from(localIds, function (t) {
+          return BigInt(t);
+        }),
+        [1, localIds.length]
+      );
+      return state.session.run({
+        idx: idx,
+        past_keys: pastKeys || emptyPast(),
+        past_values: pastValues || emptyPast(),
+      });
+    });
+    state.queue = run.catch(function () {});
+    return run;
+  }
+
+  function lastRow(logitsTensor) {
+    var V = logitsTensor.dims[2];
+    var T = logitsTensor.dims[1];
+    return logitsTensor.data.slice((T - 1) * V, T * V);
+  }
+
+  /** Logits (Float32Array of V) for the token after localIds (one prefill, cropped to the window). */
+  function logits(localIds) {
+    needLoaded();
+    var W = state.manifest.config.block_size;
+    return forward(localIds.slice(-W)).then(function (out) {
+      return lastRow(out.logits);
+    });
+  }
+
+  /** Every head's attention weights for localIds (at most block_size of them), from one prefill. */
+  function attention(localIds) {
+    needLoaded();
+    var W = state.manifest.config.block_size;
+    var ids = localIds.slice(0, W);
+    return forward(ids).then(function (out) {
+      var a = out.attention;
+      var L = a.dims[0];
+      var H = a.dims[2];
+      var T = a.dims[3];
+      var S = a.dims[4];
+      var data = a.data;
+      return {
+        layers: L,
+        heads: H,
+        T: T,
+        weights: function (layer, head) {
+          var start = (layer * H + head) * T * S;
+          return data.slice(start, start + T * S);
+        },
+      };
+    });
+  }
+
+  /** A pause that lets the page draw (a message, not setTimeout, which waits at least 4 ms). */
+  var channel = typeof MessageChannel === "function" ? new MessageChannel() : null;
+  var waiting = [];
+  if (channel) {
+    channel.port1.onmessage = function () {
+      var w = waiting.shift();
+      if (w) w();
+    };
+  }
+  function breathe() {
+    return new Promise(function (resolve) {
+      if (channel) {
+        waiting.push(resolve);
+        channel.port2.postMessage(0);
+      } else setTimeout(resolve, 0);
+    });
+  }
+
+  function normaliseConfig(config) {
+    config = config || {};
+    function pick(a, b, dflt) {
+      if (config[a] !== undefined) return config[a];
+      if (config[b] !== undefined) return config[b];
+      return dflt;
+    }
+    var c = {
+      temperature: Number(pick("temperature", "temperature", 1)),
+      topK: pick("topK", "top_k", null),
+      topP: pick("topP", "top_p", null),
+      repetitionPenalty: Number(pick("repetitionPenalty", "repetition_penalty", 1)),
+    };
+    if (!(c.temperature === 0 || (c.temperature >= 1e-4 && c.temperature <= 1e4)))
+      throw new Error("temperature must be >= 0 (0 = greedy; else between 1e-4 and 1e4)");
+    if (c.topK !== null && !(c.topK >= 1)) throw new Error("top_k must be >= 1");
+    if (c.topP !== null && !(c.topP > 0 && c.topP <= 1)) throw new Error("top_p must be in (0, 1]");
+    if (!(c.repetitionPenalty > 0 && isFinite(c.repetitionPenalty)))
+      throw new Error("repetition_penalty must be a positive finite number");
+    if (c.topK !== null) c.topK = Math.floor(Number(c.topK));
+    if (c.topP !== null) c.topP = Number(c.topP);
+    return c;
+  }
+
+  /**
+   * Continue prompt by up to maxNewTokens tokens, like TextGenerator.stream: onText(piece) gets
+   * the new text as it is sampled. config = {temperature, topK, topP, repetitionPenalty} (or
+   * the Python names); seed: an integer 0..2**32-1 (null: a random one). options.signal: an
+   * AbortSignal (or {aborted}) that stops after the current token.
+   * Resolves to {ids, text, continuation, tokens, seconds, seed}.
+   */
+  async function generate(prompt, maxNewTokens, config, seed, onText, options) {
+    needLoaded();
+    var S = window.tinygptSampler;
+    var cfg = normaliseConfig(config);
+    var signal = options && options.signal;
+    prompt = prompt == null ? "" : String(prompt);
+    maxNewTokens = Math.max(0, Math.floor(Number(maxNewTokens)));
+    if (seed == null || seed === "") seed = Math.floor(Math.random() * 4294967296);
+    seed = Number(seed) >>> 0;
+    var m = state.manifest;
+    var W = m.config.block_size;
+    var unk = m.vocab && m.vocab.kept ? m.vocab.unk : null;
+    var stop = m.vocab && m.vocab.kept ? m.vocab.eot : GPT2_EOT;
+    if (stop === undefined) stop = null;
+    var ids = prompt ? toLocal(encode(prompt)) : toLocal([GPT2_EOT]);
+    var rng = S.mulberry32(seed);
+    var keys = null;
+    var values = null;
+    var cacheLen = 0;
+    var pending = [];
+    var continuation = "";
+    var tokens = 0;
+    var t0 = performance.now();
+    for (var step = 0; step < maxNewTokens; step++) {
+      if (signal && signal.aborted) break;
+      var out;
+      if (cacheLen === 0 || cacheLen >= W || ids.length !== cacheLen + 1) {
+        var win = ids.slice(-W);
+        out = await forward(win, null, null); // (re)fill: the prompt, or a window that moved
+        cacheLen = win.length;
+      } else {
+        out = await forward(ids.slice(-1), keys, values); // one new token against the past
+        cacheLen += 1;
+      }
+      keys = out.keys;
+      values = out.values;
+      var row = lastRow(out.logits);
+      if (unk !== null) row[unk] = -Infinity; // the unknown bucket is never chosen
+      var context = ids.slice(-W);
+      var u = cfg.temperature > 0 ? rng() : 0;
+      var token = S.sampleNext(row, context, cfg, u);
+      ids.push(token);
+      tokens += 1;
+      pending.push(token);
+      var text = decode(pending);
+      if (text.charAt(text.length - 1) !== "\ufffd") {
+        pending = [];
+        continuation += text;
+        if (onText) onText(text);
+      }
+      if (stop !== null && token === stop) break;
+      await breathe();
+    }
+    var result = {
+      ids: ids,
+      text: prompt + continuation,
+      continuation: continuation,
+      tokens: tokens,
+      seconds: (performance.now() - t0) / 1000,
+      seed: seed,
+    };
+    api.lastRun = result;
+    return result;
+  }
+
+  // ------------------------------------------------------------------ widgets
+
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs)
+      for (var k in attrs) {
+        if (attrs[k] === null || attrs[k] === undefined) continue;
+        if (k === "text") e.textContent = attrs[k];
+        else if (k === "className") e.className = attrs[k];
+        else e.setAttribute(k, attrs[k]);
+      }
+    if (children)
+      for (var i = 0; i < children.length; i++)
+        if (children[i] != null)
+          e.appendChild(typeof children[i] === "string" ? document.createTextNode(children[i]) : children[i]);
+    return e;
+  }
+
+  var uid = 0;
+  function nextId(prefix) {
+    uid += 1;
+    return "tinygpt-live-" + prefix + "-" + uid;
+  }
+
+  function fmtMB(bytes) {
+    return (bytes / 1e6).toFixed(1);
+  }
+
+  /** Python's repr of a float (enough for the controls' steps): 1 -> 1.0, 0.85 -> 0.85. */
+  function pyFloat(x) {
+    x = Number(x);
+    if (Number.isInteger(x)) return x.toFixed(1);
+    return String(Number(x.toFixed(6)));
+  }
+
+  /** The ipywidgets output after the placeholder: hidden, since this widget replaces it. */
+  function hideJupyterWidget(root) {
+    var mine = root.closest(".cell") || root;
+    var scope = root.closest("section") || document.body;
+    var cells = scope.querySelectorAll(".cell");
+    // The next placeholder after this one: a widget cell beyond it belongs to that one.
+    var others = scope.querySelectorAll(".tinygpt-live[data-widget]");
+    var fence = null;
+    for (var j = 0; j < others.length; j++) {
+      if (others[j] === root || mine.contains(others[j])) continue;
+      if (mine.compareDocumentPosition(others[j]) & Node.DOCUMENT_POSITION_FOLLOWING) {
+        fence = others[j];
+        break;
+      }
+    }
+    for (var i = 0; i < cells.length; i++) {
+      var c = cells[i];
+      if (c === mine || c.contains(root)) continue;
+      if (!(mine.compareDocumentPosition(c) & Node.DOCUMENT_POSITION_FOLLOWING)) continue;
+      if (fence && (c.contains(fence) || !(c.compareDocumentPosition(fence) & Node.DOCUMENT_POSITION_FOLLOWING))) break;
+      var widget = c.querySelector(
+        '.jupyter-widgets, script[type="application/vnd.jupyter.widget-view+json"]'
+      );
+      if (!widget) continue;
+      var output = c.querySelector(".cell_output") || c;
+      output.classList.add("tinygpt-live-replaced");
+      output.hidden = true;
+      return true;
+    }
+    return false;
+  }
+
+  /** The frame every widget shares: intro line, body, progress, status, output. */
+  function Frame(root, kind) {
+    this.root = root;
+    this.kind = kind;
+    root.textContent = "";
+    root.classList.add("tinygpt-live-" + kind);
+    this.intro = el("p", { className: "tinygpt-live-intro" });
+    this.body = el("div", { className: "tinygpt-live-body" });
+    this.progress = el("progress", { className: "tinygpt-live-progress", max: "1", value: "0" });
+    this.progress.hidden = true;
+    this.status = el("p", { className: "tinygpt-live-status", role: "status", "aria-live": "polite" });
+    this.output = el("div", { className: "tinygpt-live-output", "aria-live": "polite" });
+    root.appendChild(this.intro);
+    root.appendChild(this.body);
+    root.appendChild(this.progress);
+    root.appendChild(this.status);
+    root.appendChild(this.output);
+    this.setState("idle");
+  }
+  Frame.prototype.setState = function (s) {
+    this.root.setAttribute("data-state", s);
+  };
+  Frame.prototype.setIntro = function (hasJupyter) {
+    var self = this;
+    function write(m) {
+      var label = self.root.getAttribute("data-model") || "the book\u2019s ten-minute model (Chapter 9";
+      var params = m && m.config && m.config.parameters;
+      var what = params ? label + ", " + (params / 1e6).toFixed(1) + "\u00a0M parameters)" : label + ")";
+      self.intro.textContent =
+        "Live in this page: " +
+        what +
+        " runs in your browser; nothing leaves the page." +
+        (hasJupyter ? " In Jupyter, the widget below runs in your kernel instead." : "");
+    }
+    write(null);
+    loadManifest().then(write, function () {});
+  };
+  /** Load the model, showing progress; resolves true when ready, false on an error (shown). */
+  Frame.prototype.ensureLoaded = function () {
+    var self = this;
+    if (state.session) return Promise.resolve(true);
+    this.setState("loading");
+    this.progress.hidden = false;
+    this.progress.removeAttribute("value");
+    this.status.textContent = "Loading the model\u2026";
+    return load(function (p) {
+      if (p.phase === "start") {
+        self.progress.removeAttribute("value");
+        self.status.textContent = "Starting the model\u2026";
+      } else if (p.phase === "download") {
+        self.progress.value = p.total ? p.loaded / p.total : 0;
+        self.status.textContent =
+          "Loading the model: part " +
+          p.loaded +
+          " of " +
+          p.total +
+          " (" +
+          fmtMB(p.bytesLoaded) +
+          " of " +
+          fmtMB(p.bytesTotal) +
+          " MB)";
+      }
+    }).then(
+      function () {
+        self.progress.hidden = true;
+        self.status.textContent = "Model ready (loaded in " + api.loadSeconds.toFixed(1) + " s).";
+        return true;
+      },
+      function (err) {
+        self.fail("Could not start the model: " + (err && err.message ? err.message : err));
+        return false;
+      }
+    );
+  };
+  Frame.prototype.fail = function (message) {
+    this.progress.hidden = true;
+    this.setState("error");
+    this.status.textContent = message;
+    this.status.classList.add("tinygpt-live-error");
+  };
+  Frame.prototype.clearError = function () {
+    this.status.classList.remove("tinygpt-live-error");
+  };
+
+  /** A labelled control in a wrapping row; range inputs show their value. */
+  function field(label, input, wide) {
+    var id = nextId("f");
+    input.id = id;
+    var lab = el("label", { for: id, text: label });
+    var box = el("div", { className: "tinygpt-live-field" + (wide ? " tinygpt-live-wide" : "") }, [lab, input]);
+    if (input.type === "range") {
+      var shown = el("output", { for: id, className: "tinygpt-live-value" });
+      var update = function () {
+        var step = input.getAttribute("step") || "1";
+        var digits = step.indexOf(".") < 0 ? 0 : step.length - step.indexOf(".") - 1;
+        shown.textContent =
+          Number(input.getAttribute("data-off")) === Number(input.value) && input.hasAttribute("data-off")
+            ? "off"
+            : Number(input.value).toFixed(digits);
+      };
+      input.addEventListener("input", update);
+      input.addEventListener("change", update);
+      input._tinygptUpdate = update;
+      update();
+      box.appendChild(shown);
+    }
+    return box;
+  }
+
+  function range(name, min, max, step, value, off) {
+    var r = el("input", { type: "range", name: name, min: min, max: max, step: step });
+    r.value = String(value);
+    if (off !== undefined) r.setAttribute("data-off", String(off));
+    return r;
+  }
+
+  function attr(root, name, dflt) {
+    var v = root.getAttribute("data-" + name);
+    return v === null || v === "" ? dflt : v;
+  }
+
+  function numAttr(root, name, dflt) {
+    var v = Number(attr(root, name, dflt));
+    return isFinite(v) ? v : dflt;
+  }
+
+  function speedText(r) {
+    var rate = r.seconds > 0 ? r.tokens / r.seconds : 0;
+    return (
+      r.tokens +
+      " token" +
+      (r.tokens === 1 ? "" : "s") +
+      " in " +
+      r.seconds.toFixed(2) +
+      " s: " +
+      Math.round(rate) +
+      " tokens/s in this browser."
+    );
+  }
+
+  /** Runs a generation into a frame's output: bold prompt, streamed continuation. */
+  function runGeneration(frame, prompt, n, config, seed, button, labels) {
+    var controller = { aborted: false };
+    frame.clearError();
+    frame.setState("running");
+    button.textContent = labels[1];
+    frame.output.textContent = "";
+    var p = el("b", { text: prompt });
+    var cont = el("span", { className: "tinygpt-live-continuation" });
+    frame.output.appendChild(p);
+    frame.output.appendChild(cont);
+    frame.status.textContent = "Generating\u2026";
+    var job = generate(
+      prompt,
+      n,
+      config,
+      seed,
+      function (piece) {
+        cont.appendChild(document.createTextNode(piece));
+      },
+      { signal: controller }
+    ).then(
+      function (r) {
+        frame.setState("done");
+        frame.status.textContent = (controller.aborted ? "Stopped. " : "") + speedText(r);
+        return r;
+      },
+      function (err) {
+        frame.fail("Could not generate: " + (err && err.message ? err.message : err));
+      }
+    );
+    job.then(function () {
+      button.textContent = labels[0];
+      frame.running = null;
+    });
+    frame.running = controller;
+    return job;
+  }
+
+  // ---- the playground (Chapter 7)
+  function playground(root) {
+    var hasJupyter = hideJupyterWidget(root);
+    var f = new Frame(root, "playground");
+    f.setIntro(hasJupyter);
+    var prompt = el("textarea", { name: "prompt", rows: "2", spellcheck: "false" });
+    prompt.value = attr(root, "prompt", "Leaving this place is something");
+    var temperature = range("temperature", 0, 2, 0.05, numAttr(root, "temperature", 0.8));
+    var topK = range("top-k", 0, 200, 1, numAttr(root, "top-k", 50), 0);
+    var topP = range("top-p", 0.05, 1, 0.05, numAttr(root, "top-p", 1), 1);
+    var penalty = range("repetition-penalty", 1, 2, 0.05, numAttr(root, "repetition-penalty", 1));
+    var length = range("new-tokens", 1, 300, 1, numAttr(root, "new-tokens", 60));
+    var seed = el("input", { type: "number", name: "seed", min: "0", max: "4294967295", step: "1", inputmode: "numeric" });
+    seed.value = String(numAttr(root, "seed", 0));
+    var button = el("button", { type: "button", name: "generate", className: "tinygpt-live-button", text: "Generate" });
+    var python = el("code", { className: "tinygpt-live-python" });
+    var controls = el("div", { className: "tinygpt-live-controls" }, [
+      field("Prompt", prompt, true),
+      field("Temperature", temperature),
+      field("Top-k", topK),
+      field("Top-p", topP),
+      field("Rep. penalty", penalty),
+      field("New tokens", length),
+      field("Seed", seed),
+      el("div", { className: "tinygpt-live-field tinygpt-live-actions" }, [button]),
+    ]);
+    var legend = el("p", {
+      className: "tinygpt-live-legend",
+      text: "Temperature 0 is greedy decoding. Top-k 0, top-p 1 and a repetition penalty of 1 switch that setting off. In Python:",
+    });
+    f.body.appendChild(controls);
+    f.body.appendChild(legend);
+    f.body.appendChild(el("div", { className: "tinygpt-live-python-box" }, [python]));
+
+    function values() {
+      var k = Math.round(Number(topK.value));
+      var p = Number(topP.value);
+      var s = Math.floor(Number(seed.value));
+      return {
+        temperature: Number(temperature.value),
+        topK: k > 0 ? k : null,
+        topP: p < 1 ? p : null,
+        repetitionPenalty: Number(penalty.value),
+        seed: isFinite(s) && s >= 0 ? s >>> 0 : 0,
+        n: Math.round(Number(length.value)),
+      };
+    }
+    function showPython() {
+      var v = values();
+      python.textContent =
+        "SamplingConfig(temperature=" +
+        pyFloat(v.temperature) +
+        ", top_k=" +
+        (v.topK === null ? "None" : v.topK) +
+        ", top_p=" +
+        (v.topP === null ? "None" : pyFloat(v.topP)) +
+        ", repetition_penalty=" +
+        pyFloat(v.repetitionPenalty) +
+        ", seed=" +
+        v.seed +
+        ")";
+    }
+    [temperature, topK, topP, penalty, length, seed].forEach(function (c) {
+      c.addEventListener("input", showPython);
+      c.addEventListener("change", showPython);
+    });
+    showPython();
+    f.status.textContent = "Press Generate to run the model (it loads once, about 20 MB).";
+
+    button.addEventListener("click", function () {
+      if (f.running) {
+        f.running.aborted = true;
+        return;
+      }
+      if (root.getAttribute("data-state") === "loading") return;
+      f.ensureLoaded().then(function (ok) {
+        if (!ok) return;
+        var v = values();
+        showPython();
+        runGeneration(f, prompt.value, v.n, v, v.seed, button, ["Generate", "Stop"]);
+      });
+    });
+    prompt.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        button.click();
+      }
+    });
+  }
+
+  // ---- continue (the landing page)
+  function continueWidget(root) {
+    var hasJupyter = hideJupyterWidget(root);
+    var f = new Frame(root, "continue");
+    f.setIntro(hasJupyter);
+    var input = el("input", { type: "text", name: "prompt", spellcheck: "false", autocomplete: "off" });
+    input.value = attr(root, "prompt", "Once upon a time");
+    var button = el("button", { type: "button", name: "continue", className: "tinygpt-live-button", text: "Continue" });
+    var rowEl = el("div", { className: "tinygpt-live-controls tinygpt-live-inline" }, [
+      field("Your text", input, true),
+      el("div", { className: "tinygpt-live-field tinygpt-live-actions" }, [button]),
+    ]);
+    f.body.appendChild(rowEl);
+    f.status.textContent = "Type the start of a text and press Continue: the model writes the rest.";
+    var n = numAttr(root, "new-tokens", 40);
+    var config = {
+      temperature: numAttr(root, "temperature", 0.8),
+      topK: numAttr(root, "top-k", 50) || null,
+      topP: null,
+      repetitionPenalty: 1,
+    };
+    function go() {
+      if (f.running) {
+        f.running.aborted = true;
+        return;
+      }
+      if (root.getAttribute("data-state") === "loading") return;
+      f.ensureLoaded().then(function (ok) {
+        if (!ok) return;
+        var seedAttr = attr(root, "seed", null);
+        var seed = seedAttr === null ? Math.floor(Math.random() * 4294967296) : Number(seedAttr);
+        runGeneration(f, input.value, n, config, seed, button, ["Continue", "Stop"]);
+      });
+    }
+    button.addEventListener("click", go);
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        go();
+      }
+    });
+  }
+
+  // ---- the attention explorer (Chapters 4 and 6)
+  var VIRIDIS = [
+    [68, 1, 84], [72, 35, 116], [64, 67, 135], [52, 94, 141], [41, 120, 142],
+    [32, 144, 140], [34, 167, 132], [68, 190, 112], [121, 209, 81], [189, 222, 38],
+    [253, 231, 37],
+  ];
+  function viridis(x) {
+    x = Math.min(1, Math.max(0, x || 0)) * (VIRIDIS.length - 1);
+    var i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+    var f = x - i;
+    var a = VIRIDIS[i];
+    var b = VIRIDIS[i + 1];
+    return (
+      "rgb(" +
+      Math.round(a[0] + (b[0] - a[0]) * f) + "," +
+      Math.round(a[1] + (b[1] - a[1]) * f) + "," +
+      Math.round(a[2] + (b[2] - a[2]) * f) + ")"
+    );
+  }
+
+  function cssVar(name, dflt) {
+    var v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return v || dflt;
+  }
+
+  /** Draw one head's T x T weights with token labels and a colour bar onto canvas. */
+  function drawHeatmap(canvas, weights, labels, title, avail) {
+    var T = labels.length;
+    var font = "12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
+    var ctx = canvas.getContext("2d");
+    ctx.font = font;
+    var labelW = 0;
+    for (var i = 0; i < T; i++) labelW = Math.max(labelW, ctx.measureText(labels[i]).width);
+    labelW = Math.ceil(Math.min(labelW, 140)) + 8;
+    var barW = 64;
+    var titleH = 22;
+    var fit = Math.floor((avail - labelW - barW - 8) / Math.max(T, 1));
+    var cell = Math.max(16, Math.min(32, fit));
+    var grid = cell * T;
+    var width = labelW + grid + barW + 8;
+    var height = titleH + grid + labelW + 18;
+    var dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = width + "px";
+    canvas.style.height = height + "px";
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    var fg = cssVar("--pst-color-text-base", "#222");
+    var muted = cssVar("--pst-color-text-muted", "#666");
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = "600 13px system-ui, sans-serif";
+    ctx.fillStyle = fg;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "left";
+    ctx.fillText(title, labelW, titleH / 2);
+    var x0 = labelW;
+    var y0 = titleH;
+    for (var q = 0; q < T; q++)
+      for (var k = 0; k < T; k++) {
+        ctx.fillStyle = viridis(weights[q * T + k]);
+        ctx.fillRect(x0 + k * cell, y0 + q * cell, cell, cell);
+      }
+    ctx.font = font;
+    ctx.fillStyle = fg;
+    ctx.textAlign = "right";
+    function cut(s) {
+      if (ctx.measureText(s).width <= labelW - 8) return s;
+      while (s.length > 1 && ctx.measureText(s + "\u2026").width > labelW - 8) s = s.slice(0, -1);
+      return s + "\u2026";
+    }
+    for (var r = 0; r < T; r++) ctx.fillText(cut(labels[r]), x0 - 4, y0 + r * cell + cell / 2);
+    for (var c = 0; c < T; c++) {
+      ctx.save();
+      ctx.translate(x0 + c * cell + cell / 2, y0 + grid + 4);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(cut(labels[c]), 0, 0);
+      ctx.restore();
+    }
+    // The colour bar, fixed to [0, 1] like the book's figures.
+    var bx = x0 + grid + 14;
+    var bh = Math.max(60, Math.min(grid, 240));
+    var steps = 50;
+    for (var s = 0; s < steps; s++) {
+      ctx.fillStyle = viridis(1 - s / (steps - 1));
+      ctx.fillRect(bx, y0 + (s * bh) / steps, 12, bh / steps + 1);
+    }
+    ctx.strokeStyle = muted;
+    ctx.lineWidth = 1;
+    ctx.strokeRect(bx + 0.5, y0 + 0.5, 12, bh);
+    ctx.fillStyle = fg;
+    ctx.textAlign = "left";
+    ctx.fillText("1", bx + 16, y0 + 6);
+    ctx.fillText("0.5", bx + 16, y0 + bh / 2);
+    ctx.fillText("0", bx + 16, y0 + bh - 6);
+    return { cell: cell, width: width, height: height };
+  }
+
+  function explorer(root) {
+    var hasJupyter = hideJupyterWidget(root);
+    var f = new Frame(root, "explorer");
+    f.setIntro(hasJupyter);
+    var prompts = [];
+    try {
+      prompts = JSON.parse(attr(root, "prompts", "[]"));
+    } catch (e) {
+      prompts = [];
+    }
+    if (!Array.isArray(prompts) || !prompts.length) prompts = ["The cat sat on the mat because it was tired."];
+    var select = el("select", { name: "prompt-choice" });
+    prompts.forEach(function (p, i) {
+      select.appendChild(el("option", { value: String(i), text: p.replace(/\n/g, "\u21b5 ") }));
+    });
+    var text = el("textarea", { name: "prompt", rows: "2", spellcheck: "false" });
+    text.value = prompts[0];
+    var layer = el("select", { name: "layer" });
+    var head = el("select", { name: "head" });
+    function fillSelect(s, n) {
+      var keep = s.value;
+      s.textContent = "";
+      for (var i = 0; i < n; i++) s.appendChild(el("option", { value: String(i), text: String(i) }));
+      s.value = keep && Number(keep) < n ? keep : "0";
+    }
+    fillSelect(layer, 4);
+    fillSelect(head, 4);
+    loadManifest().then(function (m) {
+      fillSelect(layer, m.config.n_layer);
+      fillSelect(head, m.config.n_head);
+    }, function () {});
+    var button = el("button", { type: "button", name: "show", className: "tinygpt-live-button", text: "Show attention" });
+    f.body.appendChild(
+      el("div", { className: "tinygpt-live-controls" }, [
+        field("Prompt", select, true),
+        field("Or type", text, true),
+        field("Layer", layer),
+        field("Head", head),
+        el("div", { className: "tinygpt-live-field tinygpt-live-actions" }, [button]),
+      ])
+    );
+    var canvas = el("canvas", { className: "tinygpt-live-heatmap", role: "img" });
+    var scroller = el("div", { className: "tinygpt-live-scroll", tabindex: "0" }, [canvas]);
+    f.output.appendChild(scroller);
+    scroller.hidden = true;
+    f.status.textContent = "Press Show attention (or change a setting) to run the model on the text.";
+
+    var current = null; // {text, labels, att}
+    var started = false;
+    var busy = null;
+    function redraw() {
+      if (!current) return;
+      var T = current.labels.length;
+      var l = Number(layer.value);
+      var h = Number(head.value);
+      var w = current.att.weights(l, h);
+      scroller.hidden = false;
+      var avail = f.output.clientWidth || 600;
+      drawHeatmap(canvas, w, current.labels, "layer " + l + ", head " + h, avail);
+      canvas.setAttribute(
+        "aria-label",
+        "Attention of layer " + l + ", head " + h + " over " + T + " tokens: " + current.labels.join(" ")
+      );
+      f.setState("done");
+      f.status.textContent =
+        T + " token" + (T > 1 ? "s" : "") + "; row t shows how token t spreads its attention over tokens 0..t" +
+        (current.cut ? " (cut to the model\u2019s " + T + "-token window)" : "") + ".";
+    }
+    function compute() {
+      started = true;
+      var wanted = text.value;
+      if (current && current.text === wanted) {
+        redraw();
+        return Promise.resolve();
+      }
+      if (busy) {
+        busy.again = true;
+        return busy.promise;
+      }
+      busy = { again: false };
+      busy.promise = f.ensureLoaded().then(function (ok) {
+        if (!ok) {
+          busy = null;
+          return;
+        }
+        var W = state.manifest.config.block_size;
+        var gids = encode(wanted);
+        var cutText = gids.length > W;
+        gids = gids.slice(0, W);
+        if (!gids.length) {
+          busy = null;
+          current = null;
+          scroller.hidden = true;
+          f.setState("done");
+          f.status.textContent = "Type some text.";
+          return;
+        }
+        f.clearError();
+        f.setState("running");
+        f.status.textContent = "Running the model\u2026";
+        return attention(toLocal(gids)).then(
+          function (att) {
+            current = { text: wanted, labels: tokenLabels(gids), att: att, cut: cutText };
+            var again = busy.again;
+            busy = null;
+            redraw();
+            if (again && text.value !== wanted) return compute();
+          },
+          function (err) {
+            busy = null;
+            f.fail("Could not run the model: " + (err && err.message ? err.message : err));
+          }
+        );
+      });
+      return busy.promise;
+    }
+    button.addEventListener("click", compute);
+    select.addEventListener("change", function () {
+      text.value = prompts[Number(select.value)];
+      compute();
+    });
+    var typing = null;
+    text.addEventListener("input", function () {
+      if (!started) return;
+      clearTimeout(typing);
+      typing = setTimeout(compute, 400);
+    });
+    text.addEventListener("change", function () {
+      clearTimeout(typing);
+      compute();
+    });
+    [layer, head].forEach(function (s) {
+      s.addEventListener("change", function () {
+        if (current && current.text === text.value) redraw();
+        else compute();
+      });
+    });
+    // The labels take the theme's text colour: draw again when the reader switches theme.
+    if (typeof MutationObserver === "function")
+      new MutationObserver(redraw).observe(document.documentElement, {
+        attributes: true,
+        attributeFilter: ["data-theme"],
+      });
+    var lastWidth = 0;
+    window.addEventListener("resize", function () {
+      var w = f.output.clientWidth;
+      if (current && Math.abs(w - lastWidth) > 20) {
+        lastWidth = w;
+        redraw();
+      }
+    });
+  }
+
+  var WIDGETS = { playground: playground, explorer: explorer, continue: continueWidget };
+
+  /** Build every placeholder on the page (or inside root) once. */
+  function mountAll(rootNode) {
+    var nodes = (rootNode || document).querySelectorAll(".tinygpt-live[data-widget]");
+    for (var i = 0; i < nodes.length; i++) {
+      var node = nodes[i];
+      if (node.getAttribute("data-state")) continue; // built already
+      var make = WIDGETS[node.getAttribute("data-widget")];
+      if (!make) continue;
+      try {
+        make(node);
+      } catch (err) {
+        node.setAttribute("data-state", "error");
+        node.appendChild(el("p", { className: "tinygpt-live-status tinygpt-live-error", text: "The live widget failed: " + err.message }));
+      }
+    }
+  }
+
+  var api = {
+    load: load,
+    encode: encode,
+    toLocal: toLocal,
+    toGlobal: toGlobal,
+    decode: decode,
+    tokenLabels: tokenLabels,
+    logits: logits,
+    attention: attention,
+    generate: generate,
+    mount: mountAll,
+    lastRun: null,
+    loadSeconds: null,
+    base: BASE,
+  };
+  Object.defineProperty(api, "manifest", {
+    get: function () {
+      return state.manifest;
+    },
+  });
+  window.tinygptLive = api;
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { mountAll(); });
+  else mountAll();
+})();
