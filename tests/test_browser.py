@@ -221,8 +221,12 @@ LAYOUT_PROBE = r"""
     // Each figure as shown, and as a tap shows it (book/_theme/tinygpt.js opens a figure shown
     // smaller than drawn in an overlay): the width of the enlarged image, and whether a hint
     // under the figure says that it enlarges. Widgets' images are listed after the others.
-    const images = [...article.querySelectorAll("img")].filter((img) => img.naturalWidth);
+    // A saved ipywidget that a live widget replaces (book/_theme/live/tinygpt-live.js hides it)
+    // is not measured; figures in folded cells are (and found not shown).
+    const shown = (el) => el.getClientRects().length > 0;
     const widget = (img) => !!img.closest(".jupyter-widgets");
+    const images = [...article.querySelectorAll("img")]
+      .filter((i) => i.naturalWidth && (shown(i) || !widget(i)));
     for (const img of images.filter((i) => !widget(i)).concat(images.filter(widget))) {
       const hint = img.tinygptHint;
       const figure = {where: where(img.closest(".cell") || img), natural: img.naturalWidth,
@@ -245,12 +249,17 @@ LAYOUT_PROBE = r"""
                    ".widget-dropdown select": "dropdown",
                    ".widget-text input:not([type='number'])": "text",
                    "button.widget-button": "button",
-                   ".widget-inline-hbox input[type='number']": "number"};
+                   ".widget-inline-hbox input[type='number']": "number",
+                   ".tinygpt-live input[type='range']": "slider",
+                   ".tinygpt-live select": "dropdown",
+                   ".tinygpt-live input[type='text'], .tinygpt-live textarea": "text",
+                   ".tinygpt-live button": "button",
+                   ".tinygpt-live input[type='number']": "number"};
     for (const [selector, kind] of Object.entries(kinds)) {
-      for (const el of document.querySelectorAll(selector)) {
+      for (const el of [...document.querySelectorAll(selector)].filter(shown)) {
         const box = el.getBoundingClientRect();
-        const control = el.closest(".widget-inline-hbox, .widget-button") || el;
-        const label = control.querySelector(".widget-label");
+        const control = el.closest(".widget-inline-hbox, .widget-button, label") || el;
+        const label = control.querySelector(".widget-label") || control;
         r.controls.push({kind: kind, label: (label ? label.innerText : el.innerText).trim(),
                          width: Math.round(box.width), left: Math.round(box.left),
                          right: Math.round(box.right)});
@@ -1214,3 +1223,297 @@ def test_solution_check_catches_a_second_toggle():
         '<div class="cell"><div class="cell_input">print(4)</div></div></div>'
     )
     assert solution_problems(notebook, one) == []
+
+
+# ---------------------------------------------------------------- the live model in the page
+# The static book runs the exported model (book/live/model.onnx) in the reader's browser
+# (book/_theme/live/). These tests drive it over the DevTools protocol (tests/cdp.py) and check it
+# against PyTorch on the same weights: tinygpt.export.model_from_onnx rebuilds them from the file.
+
+
+def live_state(root: str) -> str:
+    """A JavaScript expression: the data-state of the live widget matching the selector root."""
+    return f"(document.querySelector({json.dumps(root)}) || {{dataset: {{}}}}).dataset.state"
+
+
+def wait_until_done(page, root: str) -> None:
+    page.wait_for(f"['done', 'error'].includes({live_state(root)})", 180)
+    assert page.eval(live_state(root)) == "done", page.eval(
+        f"document.querySelector({json.dumps(root)}).textContent"
+    )
+
+
+def type_into(page, selector: str, value) -> None:
+    """Set a control's value the way typing does: an input event, then a change event."""
+    page.eval(
+        f"(() => {{ const c = document.querySelector({json.dumps(selector)});"
+        f" c.value = {json.dumps(value)};"
+        " c.dispatchEvent(new Event('input', {bubbles: true}));"
+        " c.dispatchEvent(new Event('change', {bubbles: true})); })()"
+    )
+
+
+LIVE_PROMPTS = ["Mary had a little", "ROMEO:\nBut soft, what light", "To be, or not to be"]
+
+
+@pytest.fixture(scope="module")
+def live_reference():
+    """The PyTorch model the page must agree with, its vocabulary and the page's manifest."""
+    import torch
+
+    from tinygpt.export import model_from_onnx
+    from tinygpt.vocab import RestrictedVocab
+
+    model = model_from_onnx(REPO / "book" / "live" / "model.onnx")
+    manifest = json.loads((REPO / "book" / "live" / "model.json").read_text())
+    kept = manifest["vocab"]["kept"]
+    vocab = RestrictedVocab(torch.tensor(kept)) if kept is not None else None
+    return model, vocab, manifest
+
+
+@pytest.fixture(scope="module")
+def live_page(browser, html_root):
+    """One tab on Chapter 7, its live model loaded (once: the tests below share it)."""
+    from cdp import Page
+
+    page = Page(browser)
+    page.goto((html_root / "book" / "07_sampling.html").as_uri())
+    page.eval("tinygptLive.load()")
+    yield page
+    page.close()
+
+
+def book_requests_only(page, html_root: Path) -> list[str]:
+    """The URLs a page requested that are not files of the book (or made by the page itself)."""
+    root = html_root.resolve().as_uri()
+    return [u for u in page.requests if not u.startswith((root, "data:", "blob:"))]
+
+
+def local_ids(vocab, encoding, text: str) -> list[int]:
+    import torch
+
+    ids = encoding.encode_ordinary(text)
+    return vocab.to_local(torch.tensor(ids)).tolist() if vocab is not None else ids
+
+
+def test_live_tokenizer_gives_tiktokens_ids(live_page):
+    from test_tokenizer import TRICKY
+
+    from tinygpt.tokenizer import gpt2_encoding
+
+    # U+0085 is White_Space (tiktoken's \s) but not in JavaScript's \s; U+FEFF the other way
+    texts = [*TRICKY, "<|endoftext|> is text", "a\x85b \x85 c", "\ufeff\ufeff  \ufeff", "x\u180ey"]
+    got = live_page.eval(f"{json.dumps(texts)}.map(t => Array.from(tinygptLive.encode(t)))")
+    encoding = gpt2_encoding()
+    for text, ids in zip(texts, got):
+        assert ids == encoding.encode_ordinary(text), repr(text)
+
+
+def test_live_logits_equal_pytorchs(live_page, live_reference):
+    """The prompt's last logits, computed in the page (WebAssembly), equal PyTorch's on the
+    file's weights: max |difference| < 1e-4."""
+    import torch
+
+    from tinygpt.tokenizer import gpt2_encoding
+
+    model, vocab, _ = live_reference
+    encoding = gpt2_encoding()
+    for prompt in LIVE_PROMPTS:
+        ids = local_ids(vocab, encoding, prompt)
+        page = live_page.eval(f"tinygptLive.logits({json.dumps(ids)}).then(a => Array.from(a))")
+        with torch.no_grad():
+            want = model(torch.tensor([ids]))[0][0, -1]
+        assert (torch.tensor(page) - want).abs().max() < 1e-4, prompt
+
+
+def test_live_greedy_continuation_is_tinygpt_samples(live_page, live_reference, tmp_path):
+    """64 greedy tokens from the page's playground equal `tinygpt sample --temperature 0` on a
+    checkpoint of the same weights."""
+    import contextlib
+    import io
+
+    from tinygpt import checkpoint as ckpt
+    from tinygpt.cli import main as tinygpt_cli
+
+    model, vocab, _ = live_reference
+    meta = {"vocab": vocab.state()} if vocab is not None else {}
+    ckpt.save(
+        tmp_path / "best.safetensors",
+        ckpt.Checkpoint(model.config.to_dict(), model.weights(), meta),
+    )
+    for prompt in LIVE_PROMPTS[:2]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = tinygpt_cli(
+                ["sample", "--checkpoint", str(tmp_path), "--prompt", prompt, "--temperature", "0",
+                 "--max-new-tokens", "64", "--no-stream", "--device", "cpu"]
+            )  # fmt: skip
+        assert status == 0
+        settings = {"prompt": prompt, "temperature": 0, "new-tokens": 64}
+        text = run_playground(live_page, settings)
+        assert text.strip() and text in out.getvalue(), (text, out.getvalue())
+
+
+def run_playground(page, settings: dict) -> str:
+    """Set the Chapter 7 playground's controls, press Generate, wait, and return its text."""
+    root = ".tinygpt-live[data-widget='playground']"
+    for name, value in settings.items():
+        type_into(page, f"{root} [name='{name}']", value)
+    button = json.dumps(f"{root} [name='generate']")
+    page.eval(f"document.querySelector({button}).click()")
+    wait_until_done(page, root)
+    return page.eval("tinygptLive.lastRun.text")
+
+
+def sampler_cases() -> list[dict]:
+    """Logits, context, settings and a uniform for each case: random rows, and the edge cases
+    where a rule decides (ties at the k-th value and at the top-p cut, p = 1, k = 1, greedy ties,
+    a repeated context token, banned tokens at -inf, uniforms at 0 and just below 1)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    settings = [
+        dict(temperature=1.0, topK=None, topP=None, repetitionPenalty=1.0),
+        dict(temperature=0.7, topK=5, topP=None, repetitionPenalty=1.0),
+        dict(temperature=1.3, topK=None, topP=0.9, repetitionPenalty=1.0),
+        dict(temperature=0.8, topK=40, topP=0.95, repetitionPenalty=1.3),
+        dict(temperature=1.0, topK=1, topP=None, repetitionPenalty=1.0),
+        dict(temperature=1.0, topK=None, topP=1.0, repetitionPenalty=1.0),
+        dict(temperature=1.0, topK=None, topP=1e-6, repetitionPenalty=1.0),
+        dict(temperature=0.0, topK=None, topP=None, repetitionPenalty=1.2),
+    ]
+    for i in range(160):
+        logits = torch.randn(60, generator=g) * 3
+        if i % 4 == 1:
+            logits = logits.round()  # many exact ties
+        if i % 4 == 2:
+            logits[:12] = logits.max()  # twelve tokens tied for first place
+        if i % 8 == 3:
+            logits[::3] = float("-inf")  # banned tokens
+        context = torch.randint(0, 60, (10,), generator=g).tolist() + [7, 7, 7]
+        u = (
+            [0.0, 1 - 2**-32][i % 2]
+            if i % 10 == 9
+            else torch.rand(1, generator=g, dtype=torch.float64).item()
+        )
+        cases.append(
+            dict(
+                logits=[float(x) for x in logits],
+                context=context,
+                config=settings[i % len(settings)],
+                u=u,
+            )
+        )
+    return cases
+
+
+def test_live_sampler_picks_pythons_token_for_the_same_uniform(live_page):
+    """book/_theme/live/sampler.js against tinygpt.generate.sample_next given the same logits,
+    context, settings and uniform number: the same token in every case."""
+    import torch
+
+    from tinygpt.generate import SamplingConfig, sample_next
+
+    cases = sampler_cases()
+    js = live_page.eval(
+        f"{json.dumps(cases).replace('-Infinity', '-1e999').replace('NaN', '0')}.map(c => "
+        "tinygptSampler.sampleNext(c.logits, c.context, c.config, c.u))"
+    )
+    for case, picked in zip(cases, js):
+        c = case["config"]
+        config = SamplingConfig(c["temperature"], c["topK"], c["topP"], c["repetitionPenalty"])
+        want = sample_next(
+            torch.tensor([case["logits"]]), torch.tensor([case["context"]]), config,
+            uniform=torch.tensor([case["u"]], dtype=torch.float64),
+        )  # fmt: skip
+        assert picked == int(want), case
+
+
+def test_live_seeded_sample_is_pythons_with_the_same_uniforms(live_page, live_reference):
+    """The playground's sample for a seed equals TextGenerator's on the same weights when Python
+    draws with the page's numbers (uniforms(seed), mulberry32)."""
+    from tinygpt.generate import SamplingConfig, TextGenerator, uniforms
+
+    model, vocab, _ = live_reference
+    prompt = "KING HENRY:\n"
+    settings = {"prompt": prompt, "temperature": 0.8, "top-k": 50, "top-p": 0.95,
+                "repetition-penalty": 1.1, "new-tokens": 40, "seed": 3}  # fmt: skip
+    config = SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, repetition_penalty=1.1)
+    want = TextGenerator(model, vocab)(prompt, 40, config, uniform_stream=uniforms(3))[0]
+    assert run_playground(live_page, settings) == want
+
+
+@pytest.mark.parametrize("docname", ["book/04_multi_head_attention", "book/06_training"])
+def test_live_explorer_draws_the_models_attention(docname, browser, html_root, live_reference):
+    """The explorer computes every layer's and head's map in the page (equal to PyTorch's
+    attention_maps on the same weights) and draws it, only once the reader asks."""
+    import torch
+    from cdp import Page
+
+    from tinygpt.book.probes import attention_maps
+    from tinygpt.tokenizer import gpt2_encoding
+
+    model, vocab, _ = live_reference
+    root = ".tinygpt-live[data-widget='explorer']"
+    with Page(browser) as page:
+        page.goto((html_root / f"{docname}.html").as_uri())
+        assert page.eval(live_state(root)) == "idle"
+        assert page.eval("document.querySelectorAll(\"script[src*='live/model.']\").length") == 0
+        text = "First Citizen:\nBefore we proceed any further, hear me speak."
+        type_into(page, f"{root} textarea", text)
+        wait_until_done(page, root)
+        ids = local_ids(vocab, gpt2_encoding(), text)
+        got = page.eval(
+            f"tinygptLive.attention({json.dumps(ids)}).then(a => [a.layers, a.heads, a.T, "
+            "Array.from({length: a.layers}, (_, l) => Array.from({length: a.heads}, "
+            "(_, h) => Array.from(a.weights(l, h)))) ])"
+        )
+        maps = attention_maps(model, torch.tensor([ids]))
+        assert got[:3] == [len(maps), maps[0].size(1), len(ids)]
+        for layer, want in enumerate(maps):
+            page_maps = torch.tensor(got[3][layer]).view(maps[0].size(1), len(ids), len(ids))
+            assert (page_maps - want[0]).abs().max() < 1e-4
+        painted = page.eval(
+            f'(() => {{ const c = document.querySelector("{root} canvas");'
+            " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " const colours = new Set(); for (let i = 0; i < d.length; i += 4 * 97)"
+            " colours.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]); return colours.size; })()"
+        )
+        assert painted > 20  # a heatmap, not a blank canvas
+        assert not page.errors and not book_requests_only(page, html_root)
+
+
+@pytest.mark.parametrize("width", [LAPTOP, PHONE])
+def test_live_box_on_the_landing_page_continues_a_line(width, browser, html_root):
+    """The first thing a visitor can touch: type a line, press Continue, the model continues it
+    in the page; nothing is fetched from outside the book, no error, no page wider than a phone."""
+    from cdp import Page
+
+    root = ".tinygpt-live[data-widget='continue']"
+    with Page(browser, width=width, height=844 if width == PHONE else 900) as page:
+        page.goto((html_root / "book" / "intro.html").as_uri())
+        line = "Friends, Romans, countrymen,"
+        type_into(page, f"{root} input", line)
+        page.eval(f"document.querySelector({json.dumps(root + ' button')}).click()")
+        wait_until_done(page, root)
+        shown = page.eval(f'document.querySelector("{root} .tinygpt-live-output").textContent')
+        assert shown.startswith(line) and len(shown) > len(line) + 10
+        assert page.eval("document.documentElement.scrollWidth") <= width
+        assert not page.errors and not book_requests_only(page, html_root)
+
+
+@pytest.mark.parametrize(
+    "docname",
+    ["book/intro", "book/04_multi_head_attention", "book/06_training", "book/07_sampling"],
+)
+def test_live_widgets_say_which_version_the_reader_sees(docname, dumps, html_root):
+    """Each live placeholder holds, for a reader without JavaScript (or in Jupyter), a line saying
+    that the widget there runs in a Python kernel; the page's script replaces it with the live
+    widget, whose first line says it runs in the page."""
+    soup = parse((html_root / f"{docname}.html").read_text())
+    static = soup.select(".tinygpt-live")
+    assert static and all("kernel" in squash(p.get_text()) for p in static)
+    live = parse(dumps[docname].dom).select(".tinygpt-live")
+    assert len(live) == len(static)
+    assert all("liveinthispage:" in squash(p.get_text()).lower() for p in live)
