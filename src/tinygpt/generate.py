@@ -278,8 +278,10 @@ class TextGenerator:
         max_new_tokens: int = 200,
         config: SamplingConfig | None = None,
         num_samples: int = 1,
+        uniform_stream: Iterable[float] | None = None,
     ) -> Iterator[list[str]]:
-        """Yield, per step, the new text of each sample (a list of ``num_samples`` strings)."""
+        """Yield, per step, the new text of each sample (a list of ``num_samples`` strings).
+        ``uniform_stream`` supplies the draws' random numbers (see ``generate_stream``)."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         idx = torch.tensor([self.encode(prompt)] * num_samples, device=self.device)
@@ -289,7 +291,10 @@ class TextGenerator:
             known = bool((self.vocab.kept == self.eot).any())
             stop = int(self.vocab.to_local(torch.tensor(self.eot))) if known else None
         pending: list[list[int]] = [[] for _ in range(num_samples)]
-        for token in generate_stream(self.model, idx, max_new_tokens, config, stop, banned):
+        steps = generate_stream(
+            self.model, idx, max_new_tokens, config, stop, banned, uniform_stream=uniform_stream
+        )
+        for token in steps:
             out = []
             for row, t in enumerate(token.squeeze(1).tolist()):
                 pending[row].append(t)
@@ -307,9 +312,10 @@ class TextGenerator:
         max_new_tokens: int = 200,
         config: SamplingConfig | None = None,
         num_samples: int = 1,
+        uniform_stream: Iterable[float] | None = None,
     ) -> list[str]:
         """Prompt plus continuation, for each of ``num_samples`` samples."""
         texts = [prompt] * num_samples
-        for pieces in self.stream(prompt, max_new_tokens, config, num_samples):
+        for pieces in self.stream(prompt, max_new_tokens, config, num_samples, uniform_stream):
             texts = [t + p for t, p in zip(texts, pieces)]
         return texts
