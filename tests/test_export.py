@@ -121,9 +121,15 @@ def test_half_weights_halve_the_file_and_match_the_rounded_model(tmp_path):
         assert np.abs(got - rounded[2 + step].numpy()).max() < 1e-4
 
 
-def test_a_missing_checkpoint_is_one_line_and_writes_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("case", ["missing checkpoint", "no arguments", "unknown flag"])
+def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys):
     out = tmp_path / "model.onnx"
-    assert export.main([str(tmp_path / "no-run" / "best.safetensors"), str(out)]) == 2
+    argv = {
+        "missing checkpoint": [str(tmp_path / "no-run" / "best.safetensors"), str(out)],
+        "no arguments": [],
+        "unknown flag": [str(tmp_path), str(out), "--lable", "x"],
+    }[case]
+    assert export.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tinygpt: error:") and not out.exists()
 
@@ -146,13 +152,14 @@ def test_the_command_writes_the_file_and_the_pages_manifest(tmp_path, capsys):
     source = tmp_path / "best.safetensors"
     ckpt.save(source, ckpt.Checkpoint(config.to_dict(), model.weights(), {"vocab": vocab.state()}))
     out = tmp_path / "live" / "model.onnx"
-    assert export.main([str(source), str(out)]) == 0
+    assert export.main([str(source), str(out), "--label", "a tiny model"]) == 0
     assert "model.onnx" in capsys.readouterr().out
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props[export.SOURCE_KEY] == sha
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["vocab"] == {"kept": vocab.kept.tolist(), "unk": 4, "eot": None}
+    assert manifest["label"] == "a tiny model"
     assert manifest["config"]["vocab_size"] == 5 and manifest["config"]["n_head"] == 2
     assert manifest["source_sha256"] == sha
     assert manifest["onnx_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
