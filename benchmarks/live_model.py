@@ -9,18 +9,22 @@ a reader would, and measures, each in its own fresh tab so nothing is cached bet
   prompt, and for a text that runs past the 128-token window (where every step refills the
   cache, as in Python).
 
-Times are printed, never asserted (tests/test_browser.py checks what the page computes).
+Times are printed, never asserted (tests/test_browser.py checks what the page computes), and
+written with ``--out`` (Appendix C prints book/results/live/browser.json).
 
     make book && python benchmarks/live_model.py            # _build/html
-    python benchmarks/live_model.py --html path/to/_build/html --repeats 3
+    python benchmarks/live_model.py --repeats 3 --out book/results/live/browser.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,6 +40,15 @@ RUNS = {  # name: (prompt, new tokens, settings)
         "ROMEO:\n", 300, {"temperature": 0.8, "topK": 50, "topP": None},
     ),
 }  # fmt: skip
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def measure(browser: str, page_url: str) -> dict[str, float]:
@@ -59,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=REPO / "_build" / "html")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="write the medians here (JSON)")
     args = parser.parse_args()
     page = args.html / "book" / "07_sampling.html"
     browser = next(
@@ -77,11 +91,27 @@ def main() -> None:
     onnx = REPO / "book" / "live" / "model.onnx"
     print(f"ONNX file: {onnx.stat().st_size / 1e6:.2f} MB ({onnx.stat().st_size:,} bytes)")
     results = [measure(browser, page.as_uri()) for _ in range(args.repeats)]
+    medians = {}
     for key in results[0]:
         values = [r[key] for r in results]
+        medians[key] = statistics.median(values)
         unit = "s" if key == "load_s" else "tokens/s"
         shown = ", ".join(f"{v:.2f}" if unit == "s" else f"{v:.0f}" for v in values)
-        print(f"{key:40s} median {statistics.median(values):8.2f} {unit}  ({shown})")
+        print(f"{key:40s} median {medians[key]:8.2f} {unit}  ({shown})")
+    if args.out:
+        from tinygpt import files
+
+        version = subprocess.run([browser, "--version"], capture_output=True, text=True).stdout
+        machine = f"{cpu_name()}, {os.cpu_count()} cores"
+        record = {
+            "medians": medians,
+            "repeats": args.repeats,
+            "chromium": version.strip(),
+            "machine": machine,
+            "page_megabytes": {k: v / 1e6 for k, v in sizes.items()},
+        }
+        with files.atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
