@@ -19,18 +19,59 @@
 
   // ------------------------------------------------------------------ loading
 
-  function insertScript(name) {
+  /** Insert <script src=BASE+name>; attempt tags it, so that a chunk can say which load made it. */
+  function insertScript(name, attempt) {
     return new Promise(function (resolve, reject) {
       var s = document.createElement("script");
       s.src = BASE + name;
       s.async = true;
+      if (attempt != null) s.setAttribute("data-tinygpt-attempt", String(attempt));
       s.onload = function () {
         resolve();
       };
       s.onerror = function () {
-        reject(new Error("could not load " + name + " (is the _static/live folder there?)"));
+        if (s.parentNode) s.parentNode.removeChild(s);
+        reject(new Error("could not load " + BASE + name));
       };
       document.head.appendChild(s);
+    });
+  }
+
+  /** Insert the scripts a few at a time (limit in flight), so that progress shows on a slow link. */
+  function insertAll(names, attempt, limit, onEach) {
+    return new Promise(function (resolve, reject) {
+      var next = 0;
+      var active = 0;
+      var done = 0;
+      var failed = false;
+      if (!names.length) {
+        resolve();
+        return;
+      }
+      function pump() {
+        while (!failed && active < limit && next < names.length) {
+          var name = names[next++];
+          active += 1;
+          insertScript(name, attempt).then(
+            (function (n) {
+              return function () {
+                active -= 1;
+                done += 1;
+                if (onEach) onEach(n);
+                if (done === names.length) resolve();
+                else pump();
+              };
+            })(name),
+            function (err) {
+              if (!failed) {
+                failed = true;
+                reject(err);
+              }
+            }
+          );
+        }
+      }
+      pump();
     });
   }
 
@@ -148,19 +189,32 @@
     return state.loading;
   }
 
+  var attempts = 0;
+
   function startLoading(report) {
     if (typeof WebAssembly !== "object") {
       return Promise.reject(new Error("this browser cannot run WebAssembly, which the model needs"));
     }
+    attempts += 1;
+    var attempt = attempts; // this load's token: chunks of an earlier, failed load do not count
     var t0 = performance.now();
     var parts = { model: [], wasm: [] };
     var progress = { loaded: 0, total: 1, bytesLoaded: 0, bytesTotal: 0, phase: "download" };
-    window.tinygptChunk = function (name, k, n, b64) {
-      var bytes = base64Bytes(b64);
-      (parts[name] = parts[name] || [])[k] = bytes;
-      progress.loaded += 1;
-      progress.bytesLoaded += bytes.length;
+    function bump(bytes) {
+      progress.loaded = Math.min(progress.total, progress.loaded + 1);
+      progress.bytesLoaded = Math.min(progress.bytesTotal || Infinity, progress.bytesLoaded + bytes);
       report(Object.assign({}, progress));
+    }
+    window.tinygptChunk = function (name, k, n, b64) {
+      var from = document.currentScript && document.currentScript.getAttribute("data-tinygpt-attempt");
+      if (from && from !== String(attempt)) return; // a script of an earlier load, arriving late
+      var list = parts[name];
+      var m = state.manifest;
+      if (!list || !m || !m[name] || !(k >= 0 && k < m[name].chunks)) return;
+      if (list[k]) return; // this slot is filled already: count each chunk once
+      var bytes = base64Bytes(b64);
+      list[k] = bytes;
+      bump(bytes.length);
     };
     return loadManifest()
       .then(function (m) {
@@ -168,16 +222,17 @@
         progress.bytesTotal = m.model.bytes + m.wasm.bytes;
         report(Object.assign({}, progress));
         var jobs = [];
-        var needSampler = !window.tinygptSampler;
-        if (needSampler) jobs.push(insertScript("sampler.js"));
+        if (!window.tinygptSampler) jobs.push(insertScript("sampler.js", attempt));
+        var names = [];
+        if (window.tinygptVendor && window.tinygptVendor.ort) bump(0); // from an earlier attempt
+        else names.push("vendor.js");
+        for (var i = 0; i < m.wasm.chunks; i++) names.push("wasm." + i + ".js");
+        for (var j = 0; j < m.model.chunks; j++) names.push("model." + j + ".js");
         jobs.push(
-          insertScript("vendor.js").then(function () {
-            progress.loaded += 1;
-            report(Object.assign({}, progress));
+          insertAll(names, attempt, 3, function (name) {
+            if (name === "vendor.js") bump(0);
           })
         );
-        for (var i = 0; i < m.wasm.chunks; i++) jobs.push(insertScript("wasm." + i + ".js"));
-        for (var j = 0; j < m.model.chunks; j++) jobs.push(insertScript("model." + j + ".js"));
         return Promise.all(jobs).then(function () {
           return m;
         });
@@ -259,10 +314,41 @@
     return state.encoder.decode(toGlobal(localIds));
   }
 
+  var strictUtf8 = null;
+  try {
+    strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+  } catch (e) {
+    strictUtf8 = null;
+  }
+
+  /** A token's text; a token that is not valid UTF-8 alone (a piece of a character) by its bytes,
+   * printable ASCII as itself and the rest in hex, e.g. ⟨F0 9F⟩. */
+  function tokenText(t) {
+    var bytes = state.encoder.textMap && state.encoder.textMap.get(t);
+    if (!bytes || !strictUtf8) return state.encoder.decode([t]);
+    try {
+      return strictUtf8.decode(bytes);
+    } catch (e) {
+      var out = "";
+      var hex = [];
+      for (var i = 0; i <= bytes.length; i++) {
+        var b = bytes[i];
+        if (i < bytes.length && (b < 0x20 || b > 0x7e) && b !== 0x0a) {
+          hex.push((b < 16 ? "0" : "") + b.toString(16).toUpperCase());
+          continue;
+        }
+        if (hex.length) out += "\u27e8" + hex.join("\u2009") + "\u27e9"; // a thin space: not ␣
+        hex = [];
+        if (i < bytes.length) out += String.fromCharCode(b);
+      }
+      return out;
+    }
+  }
+
   /** Readable labels like tinygpt.book.token_labels: space -> ␣, newline -> ↵. */
   function tokenLabels(gpt2Ids) {
     return gpt2Ids.map(function (t) {
-      return state.encoder.decode([t]).replace(/ /g, "\u2423").replace(/\n/g, "\u21b5");
+      return tokenText(t).replace(/ /g, "\u2423").replace(/\n/g, "\u21b5");
     });
   }
 
@@ -398,6 +484,7 @@
     var stop = m.vocab && m.vocab.kept ? m.vocab.eot : GPT2_EOT;
     if (stop === undefined) stop = null;
     var ids = prompt ? toLocal(encode(prompt)) : toLocal([GPT2_EOT]);
+    var promptTokens = ids.length;
     var rng = S.mulberry32(seed);
     var keys = null;
     var values = null;
@@ -405,13 +492,17 @@
     var pending = [];
     var continuation = "";
     var tokens = 0;
+    var onToken = options && options.onToken;
     var t0 = performance.now();
+    var promptSeconds = 0;
     for (var step = 0; step < maxNewTokens; step++) {
       if (signal && signal.aborted) break;
       var out;
       if (cacheLen === 0 || cacheLen >= W || ids.length !== cacheLen + 1) {
         var win = ids.slice(-W);
+        var tf = performance.now();
         out = await forward(win, null, null); // (re)fill: the prompt, or a window that moved
+        if (step === 0) promptSeconds = (performance.now() - tf) / 1000;
         cacheLen = win.length;
       } else {
         out = await forward(ids.slice(-1), keys, values); // one new token against the past
@@ -433,6 +524,13 @@
         continuation += text;
         if (onText) onText(text);
       }
+      if (onToken) {
+        try {
+          onToken(tokens, maxNewTokens);
+        } catch (e) {
+          /* a widget's display must not stop the generation */
+        }
+      }
       if (stop !== null && token === stop) break;
       await breathe();
     }
@@ -442,6 +540,8 @@
       continuation: continuation,
       tokens: tokens,
       seconds: (performance.now() - t0) / 1000,
+      promptSeconds: promptSeconds,
+      promptTokens: Math.min(promptTokens, W),
       seed: seed,
     };
     api.lastRun = result;
@@ -483,6 +583,15 @@
     return String(Number(x.toFixed(6)));
   }
 
+  /** A Python string literal for s (JSON's escapes are Python's too). */
+  function pyString(s) {
+    return JSON.stringify(s);
+  }
+
+  function errText(err) {
+    return err && err.message ? err.message : String(err);
+  }
+
   /** The ipywidgets output after the placeholder: hidden, since this widget replaces it. */
   function hideJupyterWidget(root) {
     var mine = root.closest(".cell") || root;
@@ -515,76 +624,116 @@
     return false;
   }
 
-  /** The frame every widget shares: intro line, body, progress, status, output. */
+  /**
+   * The frame every widget shares: intro line, body, progress, status, output. The status line
+   * shows everything; a hidden live region announces only what a listener needs (loading in
+   * steps of 25 %, the end of a run, errors).
+   */
   function Frame(root, kind) {
     this.root = root;
     this.kind = kind;
+    this.busy = false; // set at once in a click handler: a second click in the same turn waits
+    this.running = null;
     root.textContent = "";
     root.classList.add("tinygpt-live-" + kind);
     this.intro = el("p", { className: "tinygpt-live-intro" });
     this.body = el("div", { className: "tinygpt-live-body" });
-    this.progress = el("progress", { className: "tinygpt-live-progress", max: "1", value: "0" });
+    this.progress = el("progress", {
+      className: "tinygpt-live-progress",
+      max: "1",
+      "aria-label": "Loading the model",
+    });
     this.progress.hidden = true;
-    this.status = el("p", { className: "tinygpt-live-status", role: "status", "aria-live": "polite" });
+    this.status = el("p", { className: "tinygpt-live-status" });
+    this.announcer = el("span", { className: "tinygpt-live-sr", role: "status", "aria-live": "polite" });
     this.output = el("div", { className: "tinygpt-live-output", "aria-live": "polite" });
     root.appendChild(this.intro);
     root.appendChild(this.body);
     root.appendChild(this.progress);
     root.appendChild(this.status);
+    root.appendChild(this.announcer);
     root.appendChild(this.output);
     this.setState("idle");
   }
   Frame.prototype.setState = function (s) {
     this.root.setAttribute("data-state", s);
   };
+  /** Show text in the status line; announce it too unless quiet. */
+  Frame.prototype.say = function (text, quiet) {
+    this.status.textContent = text;
+    if (!quiet) this.announcer.textContent = text;
+  };
   Frame.prototype.setIntro = function (hasJupyter) {
     var self = this;
     function write(m) {
-      var label = self.root.getAttribute("data-model") || "the book\u2019s ten-minute model (Chapter 9";
+      var label = (m && m.label) || "the book\u2019s final model";
       var params = m && m.config && m.config.parameters;
-      var what = params ? label + ", " + (params / 1e6).toFixed(1) + "\u00a0M parameters)" : label + ")";
       self.intro.textContent =
         "Live in this page: " +
-        what +
+        label +
+        (params ? ", " + (params / 1e6).toFixed(1) + "\u00a0M parameters," : "") +
         " runs in your browser; nothing leaves the page." +
-        (hasJupyter ? " In Jupyter, the widget below runs in your kernel instead." : "");
+        (hasJupyter ? " In Jupyter, this cell runs the widget in your Python kernel instead." : "");
     }
     write(null);
     loadManifest().then(write, function () {});
   };
+  /** The button while the model loads: "Loading…", aria-disabled. */
+  Frame.prototype.buttonLoading = function (button, on) {
+    if (on) {
+      button.textContent = "Loading\u2026";
+      button.setAttribute("aria-disabled", "true");
+      button.classList.add("tinygpt-live-waiting");
+    } else {
+      button.textContent = button.getAttribute("data-label");
+      button.removeAttribute("aria-disabled");
+      button.classList.remove("tinygpt-live-waiting");
+    }
+  };
   /** Load the model, showing progress; resolves true when ready, false on an error (shown). */
-  Frame.prototype.ensureLoaded = function () {
+  Frame.prototype.ensureLoaded = function (button) {
     var self = this;
     if (state.session) return Promise.resolve(true);
+    this.clearError();
     this.setState("loading");
     this.progress.hidden = false;
-    this.progress.removeAttribute("value");
-    this.status.textContent = "Loading the model\u2026";
+    this.progress.setAttribute("aria-label", "Loading the model");
+    this.progress.removeAttribute("value"); // indeterminate until the first part arrives
+    if (button) this.buttonLoading(button, true);
+    this.say("Loading the model\u2026");
+    var quarter = 0;
     return load(function (p) {
       if (p.phase === "start") {
         self.progress.removeAttribute("value");
-        self.status.textContent = "Starting the model\u2026";
+        self.say("Starting the model\u2026", true);
       } else if (p.phase === "download") {
-        self.progress.value = p.total ? p.loaded / p.total : 0;
-        self.status.textContent =
-          "Loading the model: part " +
-          p.loaded +
-          " of " +
-          p.total +
-          " (" +
-          fmtMB(p.bytesLoaded) +
-          " of " +
-          fmtMB(p.bytesTotal) +
-          " MB)";
+        var share = p.total ? Math.min(1, p.loaded / p.total) : 0;
+        if (p.loaded > 0) self.progress.value = share;
+        var text =
+          "Loading the model: part " + Math.min(p.loaded, p.total) + " of " + p.total +
+          " (" + fmtMB(p.bytesLoaded) + " of " + fmtMB(p.bytesTotal) + " MB)";
+        var q = Math.floor(share * 4);
+        self.say(text, q <= quarter);
+        if (q > quarter) {
+          quarter = q;
+          self.announcer.textContent = "Loading the model: " + q * 25 + " %";
+        }
       }
     }).then(
       function () {
         self.progress.hidden = true;
-        self.status.textContent = "Model ready (loaded in " + api.loadSeconds.toFixed(1) + " s).";
+        if (button) self.buttonLoading(button, false);
+        self.say("Model ready (loaded in " + api.loadSeconds.toFixed(1) + " s).", true);
         return true;
       },
       function (err) {
-        self.fail("Could not start the model: " + (err && err.message ? err.message : err));
+        if (button) self.buttonLoading(button, false);
+        if (window.console && console.warn) console.warn("tinygpt live model: " + errText(err));
+        self.fail(
+          "Could not load the model. Check your connection and press " +
+            (button ? button.getAttribute("data-label") : "the button") +
+            " to try again."
+        );
         return false;
       }
     );
@@ -592,7 +741,7 @@
   Frame.prototype.fail = function (message) {
     this.progress.hidden = true;
     this.setState("error");
-    this.status.textContent = message;
+    this.say(message);
     this.status.classList.add("tinygpt-live-error");
   };
   Frame.prototype.clearError = function () {
@@ -606,14 +755,17 @@
     var lab = el("label", { for: id, text: label });
     var box = el("div", { className: "tinygpt-live-field" + (wide ? " tinygpt-live-wide" : "") }, [lab, input]);
     if (input.type === "range") {
+      box.classList.add("tinygpt-live-range");
       var shown = el("output", { for: id, className: "tinygpt-live-value" });
       var update = function () {
         var step = input.getAttribute("step") || "1";
         var digits = step.indexOf(".") < 0 ? 0 : step.length - step.indexOf(".") - 1;
-        shown.textContent =
-          Number(input.getAttribute("data-off")) === Number(input.value) && input.hasAttribute("data-off")
+        var text =
+          input.hasAttribute("data-off") && Number(input.getAttribute("data-off")) === Number(input.value)
             ? "off"
             : Number(input.value).toFixed(digits);
+        shown.textContent = text;
+        input.setAttribute("aria-valuetext", text);
       };
       input.addEventListener("input", update);
       input.addEventListener("change", update);
@@ -631,6 +783,16 @@
     return r;
   }
 
+  function makeButton(name, label) {
+    return el("button", {
+      type: "button",
+      name: name,
+      className: "tinygpt-live-button",
+      "data-label": label,
+      text: label,
+    });
+  }
+
   function attr(root, name, dflt) {
     var v = root.getAttribute("data-" + name);
     return v === null || v === "" ? dflt : v;
@@ -641,32 +803,53 @@
     return isFinite(v) ? v : dflt;
   }
 
+  /** The seed as Python takes it: an integer 0..2**32-1 (clamped; not a number: 0). */
+  function clampSeed(x) {
+    var s = Math.floor(Number(x));
+    if (!isFinite(s)) s = Number(x) === Infinity ? 4294967295 : 0;
+    return Math.min(4294967295, Math.max(0, s));
+  }
+
   function speedText(r) {
     var rate = r.seconds > 0 ? r.tokens / r.seconds : 0;
     return (
-      r.tokens +
-      " token" +
-      (r.tokens === 1 ? "" : "s") +
-      " in " +
-      r.seconds.toFixed(2) +
-      " s: " +
-      Math.round(rate) +
-      " tokens/s in this browser."
+      r.tokens + " token" + (r.tokens === 1 ? "" : "s") + " in " + r.seconds.toFixed(2) + " s (" +
+      r.promptSeconds.toFixed(2) + " s of it reading the " + r.promptTokens + "-token prompt): " +
+      Math.round(rate) + " tokens/s in this browser."
     );
   }
 
-  /** Runs a generation into a frame's output: bold prompt, streamed continuation. */
-  function runGeneration(frame, prompt, n, config, seed, button, labels) {
+  /** What an empty prompt starts from, in words. */
+  function emptyPromptText() {
+    var v = state.manifest && state.manifest.vocab;
+    if (v && v.kept && v.eot == null)
+      return "Empty prompt: the model starts from its unknown token, which stands for <|endoftext|> here (its vocabulary lacks it).";
+    return "Empty prompt: the model starts from <|endoftext|>.";
+  }
+
+  /**
+   * Runs a generation into a frame's output: bold prompt, streamed continuation; the button
+   * turns into Stop (secondary look) and the progress bar counts the tokens.
+   * done(result, stopped) returns the status line for the end.
+   */
+  function runGeneration(frame, prompt, n, config, seed, button, done) {
     var controller = { aborted: false };
+    frame.running = controller;
     frame.clearError();
     frame.setState("running");
-    button.textContent = labels[1];
+    button.textContent = "Stop";
+    button.classList.add("tinygpt-live-stop");
     frame.output.textContent = "";
+    frame.output.setAttribute("aria-busy", "true");
     var p = el("b", { text: prompt });
     var cont = el("span", { className: "tinygpt-live-continuation" });
     frame.output.appendChild(p);
     frame.output.appendChild(cont);
-    frame.status.textContent = "Generating\u2026";
+    frame.progress.hidden = false;
+    frame.progress.setAttribute("aria-label", "Generating");
+    frame.progress.value = 0;
+    var lead = prompt ? "" : emptyPromptText() + " ";
+    frame.say(lead + "Generating: 0 / " + n + " tokens");
     var job = generate(
       prompt,
       n,
@@ -675,23 +858,50 @@
       function (piece) {
         cont.appendChild(document.createTextNode(piece));
       },
-      { signal: controller }
+      {
+        signal: controller,
+        onToken: function (k, N) {
+          frame.progress.value = N ? k / N : 1;
+          frame.say(lead + "Generating: " + k + " / " + N + " tokens", true);
+        },
+      }
     ).then(
       function (r) {
+        frame.progress.hidden = true;
         frame.setState("done");
-        frame.status.textContent = (controller.aborted ? "Stopped. " : "") + speedText(r);
+        frame.say(lead + (controller.aborted ? "Stopped. " : "") + done(r, controller.aborted));
         return r;
       },
       function (err) {
-        frame.fail("Could not generate: " + (err && err.message ? err.message : err));
+        frame.fail("Could not generate: " + errText(err));
       }
     );
-    job.then(function () {
-      button.textContent = labels[0];
+    return job.then(function (r) {
+      frame.output.removeAttribute("aria-busy"); // the finished text is announced once
+      button.textContent = button.getAttribute("data-label");
+      button.classList.remove("tinygpt-live-stop");
       frame.running = null;
+      frame.busy = false;
+      return r;
     });
-    frame.running = controller;
-    return job;
+  }
+
+  /** A click handler's common part: Stop while running; else start at once (busy set now). */
+  function startOrStop(frame, button, start) {
+    if (frame.running) {
+      frame.running.aborted = true;
+      return;
+    }
+    if (frame.busy) return;
+    frame.busy = true;
+    var go = start(); // read the controls now, at click time
+    frame.ensureLoaded(button).then(function (ok) {
+      if (!ok) {
+        frame.busy = false;
+        return;
+      }
+      go();
+    });
   }
 
   // ---- the playground (Chapter 7)
@@ -704,12 +914,11 @@
     var temperature = range("temperature", 0, 2, 0.05, numAttr(root, "temperature", 0.8));
     var topK = range("top-k", 0, 200, 1, numAttr(root, "top-k", 50), 0);
     var topP = range("top-p", 0.05, 1, 0.05, numAttr(root, "top-p", 1), 1);
-    var penalty = range("repetition-penalty", 1, 2, 0.05, numAttr(root, "repetition-penalty", 1));
+    var penalty = range("repetition-penalty", 1, 2, 0.05, numAttr(root, "repetition-penalty", 1), 1);
     var length = range("new-tokens", 1, 300, 1, numAttr(root, "new-tokens", 60));
     var seed = el("input", { type: "number", name: "seed", min: "0", max: "4294967295", step: "1", inputmode: "numeric" });
-    seed.value = String(numAttr(root, "seed", 0));
-    var button = el("button", { type: "button", name: "generate", className: "tinygpt-live-button", text: "Generate" });
-    var python = el("code", { className: "tinygpt-live-python" });
+    seed.value = String(clampSeed(numAttr(root, "seed", 0)));
+    var button = makeButton("generate", "Generate");
     var controls = el("div", { className: "tinygpt-live-controls" }, [
       field("Prompt", prompt, true),
       field("Temperature", temperature),
@@ -722,58 +931,65 @@
     ]);
     var legend = el("p", {
       className: "tinygpt-live-legend",
-      text: "Temperature 0 is greedy decoding. Top-k 0, top-p 1 and a repetition penalty of 1 switch that setting off. In Python:",
+      text:
+        "Temperature 0 is greedy decoding. Top-k 0, top-p 1 and a repetition penalty of 1 switch that " +
+        "setting off. Under each text, the Python call that writes the same text (with the page\u2019s " +
+        "random numbers, uniforms(seed)).",
     });
     f.body.appendChild(controls);
     f.body.appendChild(legend);
-    f.body.appendChild(el("div", { className: "tinygpt-live-python-box" }, [python]));
+    var python = el("code", { className: "tinygpt-live-python" });
+    var pythonBox = el("p", { className: "tinygpt-live-python-box" }, ["In Python: ", python]);
+    pythonBox.hidden = true;
+    root.appendChild(pythonBox); // after the output: the settings of the text shown
+
+    seed.addEventListener("change", function () {
+      var s = clampSeed(seed.value);
+      if (String(s) !== seed.value) seed.value = String(s);
+    });
 
     function values() {
       var k = Math.round(Number(topK.value));
       var p = Number(topP.value);
-      var s = Math.floor(Number(seed.value));
+      var r = Number(penalty.value);
+      var s = clampSeed(seed.value);
+      seed.value = String(s); // the seed used, written back
       return {
+        prompt: prompt.value,
         temperature: Number(temperature.value),
         topK: k > 0 ? k : null,
         topP: p < 1 ? p : null,
-        repetitionPenalty: Number(penalty.value),
-        seed: isFinite(s) && s >= 0 ? s >>> 0 : 0,
-        n: Math.round(Number(length.value)),
+        repetitionPenalty: r > 0 ? r : 1,
+        seed: s,
+        n: Math.max(1, Math.round(Number(length.value))),
       };
     }
-    function showPython() {
-      var v = values();
-      python.textContent =
-        "SamplingConfig(temperature=" +
-        pyFloat(v.temperature) +
-        ", top_k=" +
-        (v.topK === null ? "None" : v.topK) +
-        ", top_p=" +
-        (v.topP === null ? "None" : pyFloat(v.topP)) +
-        ", repetition_penalty=" +
-        pyFloat(v.repetitionPenalty) +
-        ", seed=" +
-        v.seed +
-        ")";
+    function pythonLine(v) {
+      var cfg =
+        "SamplingConfig(temperature=" + pyFloat(v.temperature) +
+        ", top_k=" + (v.topK === null ? "None" : v.topK) +
+        ", top_p=" + (v.topP === null ? "None" : pyFloat(v.topP)) +
+        ", repetition_penalty=" + pyFloat(v.repetitionPenalty) + ")";
+      var p = v.prompt.length <= 60 ? pyString(v.prompt) : "prompt";
+      return (
+        "generator(" + p + ", " + v.n + ", " + cfg +
+        (v.temperature === 0 ? "" : ", uniform_stream=uniforms(" + v.seed + ")") + ")"
+      );
     }
-    [temperature, topK, topP, penalty, length, seed].forEach(function (c) {
-      c.addEventListener("input", showPython);
-      c.addEventListener("change", showPython);
-    });
-    showPython();
-    f.status.textContent = "Press Generate to run the model (it loads once, about 20 MB).";
+    f.say("Press Generate to run the model (it loads once, about 20 MB).", true);
 
     button.addEventListener("click", function () {
-      if (f.running) {
-        f.running.aborted = true;
-        return;
-      }
-      if (root.getAttribute("data-state") === "loading") return;
-      f.ensureLoaded().then(function (ok) {
-        if (!ok) return;
-        var v = values();
-        showPython();
-        runGeneration(f, prompt.value, v.n, v, v.seed, button, ["Generate", "Stop"]);
+      startOrStop(f, button, function () {
+        var v = values(); // frozen at the click: the text shown is this run's
+        return function () {
+          python.textContent = pythonLine(v);
+          pythonBox.hidden = false;
+          runGeneration(f, v.prompt, v.n, v, v.seed, button, function (r, stopped) {
+            // Stopped early: the text shown is what Python writes with that many tokens.
+            if (stopped) python.textContent = pythonLine(Object.assign({}, v, { n: r.tokens }));
+            return speedText(r);
+          });
+        };
       });
     });
     prompt.addEventListener("keydown", function (e) {
@@ -791,13 +1007,13 @@
     f.setIntro(hasJupyter);
     var input = el("input", { type: "text", name: "prompt", spellcheck: "false", autocomplete: "off" });
     input.value = attr(root, "prompt", "Once upon a time");
-    var button = el("button", { type: "button", name: "continue", className: "tinygpt-live-button", text: "Continue" });
+    var button = makeButton("continue", "Continue");
     var rowEl = el("div", { className: "tinygpt-live-controls tinygpt-live-inline" }, [
       field("Your text", input, true),
       el("div", { className: "tinygpt-live-field tinygpt-live-actions" }, [button]),
     ]);
     f.body.appendChild(rowEl);
-    f.status.textContent = "Type the start of a text and press Continue: the model writes the rest.";
+    f.say("Type the start of a text and press Continue: the model writes the rest.", true);
     var n = numAttr(root, "new-tokens", 40);
     var config = {
       temperature: numAttr(root, "temperature", 0.8),
@@ -805,17 +1021,23 @@
       topP: null,
       repetitionPenalty: 1,
     };
+    function settings(seed) {
+      var parts = ["temperature " + config.temperature];
+      if (config.topK) parts.push("top-k " + config.topK);
+      if (config.temperature > 0) parts.push("seed " + seed);
+      var t = parts.join(", ");
+      return t.charAt(0).toUpperCase() + t.slice(1);
+    }
     function go() {
-      if (f.running) {
-        f.running.aborted = true;
-        return;
-      }
-      if (root.getAttribute("data-state") === "loading") return;
-      f.ensureLoaded().then(function (ok) {
-        if (!ok) return;
+      startOrStop(f, button, function () {
+        var text = input.value;
         var seedAttr = attr(root, "seed", null);
-        var seed = seedAttr === null ? Math.floor(Math.random() * 4294967296) : Number(seedAttr);
-        runGeneration(f, input.value, n, config, seed, button, ["Continue", "Stop"]);
+        var seed = seedAttr === null ? Math.floor(Math.random() * 4294967296) : clampSeed(seedAttr);
+        return function () {
+          runGeneration(f, text, n, config, seed, button, function (r) {
+            return settings(seed) + ": press Continue again for another sample. " + speedText(r);
+          });
+        };
       });
     }
     button.addEventListener("click", go);
@@ -852,22 +1074,53 @@
     return v || dflt;
   }
 
-  /** Draw one head's T x T weights with token labels and a colour bar onto canvas. */
-  function drawHeatmap(canvas, weights, labels, title, avail) {
+  function darkTheme() {
+    return document.documentElement.getAttribute("data-theme") === "dark";
+  }
+
+  var LABEL_FONT = "12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
+  var TITLE_FONT = "12px system-ui, -apple-system, 'Segoe UI', sans-serif";
+  var MIN_CELL = 8;
+  var MAX_CELL = 32;
+  var LABEL_PITCH = 13; // a 12 px label needs this much room: closer cells label every k-th token
+
+  /**
+   * Draw one head's T x T weights onto canvas, fitted to avail CSS px: token labels (every k-th
+   * when cells are small), axis titles, masked future cells in grey, and a colour bar for [0, 1]
+   * beside the grid or, when that does not fit, under it. mark = [query, key] outlines a cell.
+   * Returns the geometry for hit-testing.
+   */
+  function drawHeatmap(canvas, weights, labels, title, avail, mark) {
     var T = labels.length;
-    var font = "12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
     var ctx = canvas.getContext("2d");
-    ctx.font = font;
+    ctx.font = LABEL_FONT;
     var labelW = 0;
     for (var i = 0; i < T; i++) labelW = Math.max(labelW, ctx.measureText(labels[i]).width);
-    labelW = Math.ceil(Math.min(labelW, 140)) + 8;
-    var barW = 64;
+    var cap = Math.max(48, Math.min(140, Math.floor(avail * 0.2)));
+    labelW = Math.ceil(Math.min(labelW, cap)) + 6;
+    var axisW = 18; // the rotated "query" title
+    var x0 = axisW + labelW;
     var titleH = 22;
-    var fit = Math.floor((avail - labelW - barW - 8) / Math.max(T, 1));
-    var cell = Math.max(16, Math.min(32, fit));
+    var y0 = titleH;
+    var barSide = 76; // gap, bar, ticks, rotated title
+    var cellSide = Math.floor((avail - x0 - barSide - 2) / Math.max(T, 1));
+    var cellUnder = Math.floor((avail - x0 - 2) / Math.max(T, 1));
+    var cellS = Math.max(MIN_CELL, Math.min(MAX_CELL, cellSide));
+    var cellU = Math.max(MIN_CELL, Math.min(MAX_CELL, cellUnder));
+    // The bar beside the grid when both fit and the cells stay readable; else under the grid.
+    var side = x0 + cellS * T + barSide + 4 <= avail && (cellS >= 14 || cellS >= cellU);
+    var cell = side ? cellS : cellU;
+    var every = cell >= LABEL_PITCH ? 1 : Math.ceil(LABEL_PITCH / cell);
     var grid = cell * T;
-    var width = labelW + grid + barW + 8;
-    var height = titleH + grid + labelW + 18;
+    var colLabelH = labelW;
+    var xTitleY = y0 + grid + 4 + colLabelH + 10;
+    var underH = side ? 0 : 52;
+    var width = Math.max(x0 + grid + (side ? barSide : 0) + 4, side ? 0 : x0 + 160);
+    var height = xTitleY + 12 + underH;
+    ctx.font = TITLE_FONT;
+    var yTitle = "query: token looking";
+    var yTitleW = ctx.measureText(yTitle).width;
+    height = Math.max(height, y0 + yTitleW + 8);
     var dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(width * dpr);
     canvas.height = Math.round(height * dpr);
@@ -876,52 +1129,101 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     var fg = cssVar("--pst-color-text-base", "#222");
     var muted = cssVar("--pst-color-text-muted", "#666");
+    var masked = darkTheme() ? "#4b4b4b" : "#cfcfcf";
     ctx.clearRect(0, 0, width, height);
-    ctx.font = "600 13px system-ui, sans-serif";
+    // The title
+    ctx.font = "600 13px system-ui, -apple-system, 'Segoe UI', sans-serif";
     ctx.fillStyle = fg;
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
-    ctx.fillText(title, labelW, titleH / 2);
-    var x0 = labelW;
-    var y0 = titleH;
+    ctx.fillText(title, x0, titleH / 2);
+    // The cells: row = query, column = key; a query never sees a later key (grey).
     for (var q = 0; q < T; q++)
       for (var k = 0; k < T; k++) {
-        ctx.fillStyle = viridis(weights[q * T + k]);
+        ctx.fillStyle = k > q ? masked : viridis(weights[q * T + k]);
         ctx.fillRect(x0 + k * cell, y0 + q * cell, cell, cell);
       }
-    ctx.font = font;
+    if (mark) {
+      ctx.strokeStyle = darkTheme() ? "#fff" : "#000";
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x0 + mark[1] * cell + 1, y0 + mark[0] * cell + 1, cell - 2, cell - 2);
+    }
+    // Token labels
+    ctx.font = LABEL_FONT;
     ctx.fillStyle = fg;
     ctx.textAlign = "right";
     function cut(s) {
-      if (ctx.measureText(s).width <= labelW - 8) return s;
-      while (s.length > 1 && ctx.measureText(s + "\u2026").width > labelW - 8) s = s.slice(0, -1);
+      if (ctx.measureText(s).width <= labelW - 6) return s;
+      while (s.length > 1 && ctx.measureText(s + "\u2026").width > labelW - 6) s = s.slice(0, -1);
       return s + "\u2026";
     }
-    for (var r = 0; r < T; r++) ctx.fillText(cut(labels[r]), x0 - 4, y0 + r * cell + cell / 2);
-    for (var c = 0; c < T; c++) {
+    for (var r = 0; r < T; r += every) ctx.fillText(cut(labels[r]), x0 - 4, y0 + r * cell + cell / 2);
+    for (var c = 0; c < T; c += every) {
       ctx.save();
       ctx.translate(x0 + c * cell + cell / 2, y0 + grid + 4);
       ctx.rotate(-Math.PI / 2);
       ctx.fillText(cut(labels[c]), 0, 0);
       ctx.restore();
     }
-    // The colour bar, fixed to [0, 1] like the book's figures.
-    var bx = x0 + grid + 14;
-    var bh = Math.max(60, Math.min(grid, 240));
+    // Axis titles, as in the book's static figures
+    ctx.font = TITLE_FONT;
+    ctx.fillStyle = fg;
+    ctx.textAlign = "center";
+    var xTitle = "key: token attended to";
+    var xw = ctx.measureText(xTitle).width;
+    ctx.fillText(xTitle, Math.max(xw / 2 + 2, x0 + grid / 2), xTitleY);
+    ctx.save();
+    var yMid = Math.max(y0 + yTitleW / 2, y0 + grid / 2);
+    ctx.translate(9, yMid);
+    ctx.rotate(-Math.PI / 2);
+    ctx.fillText(yTitle, 0, 0);
+    ctx.restore();
+    // The colour bar, fixed to [0, 1] like the book's figures
     var steps = 50;
-    for (var s = 0; s < steps; s++) {
-      ctx.fillStyle = viridis(1 - s / (steps - 1));
-      ctx.fillRect(bx, y0 + (s * bh) / steps, 12, bh / steps + 1);
-    }
+    var s;
     ctx.strokeStyle = muted;
     ctx.lineWidth = 1;
-    ctx.strokeRect(bx + 0.5, y0 + 0.5, 12, bh);
-    ctx.fillStyle = fg;
-    ctx.textAlign = "left";
-    ctx.fillText("1", bx + 16, y0 + 6);
-    ctx.fillText("0.5", bx + 16, y0 + bh / 2);
-    ctx.fillText("0", bx + 16, y0 + bh - 6);
-    return { cell: cell, width: width, height: height };
+    if (side) {
+      var bx = x0 + grid + 12;
+      var bh = Math.max(80, Math.min(grid, 240));
+      for (s = 0; s < steps; s++) {
+        ctx.fillStyle = viridis(1 - s / (steps - 1));
+        ctx.fillRect(bx, y0 + (s * bh) / steps, 12, bh / steps + 1);
+      }
+      ctx.strokeRect(bx + 0.5, y0 + 0.5, 12, bh);
+      ctx.font = LABEL_FONT;
+      ctx.fillStyle = fg;
+      ctx.textAlign = "left";
+      ctx.fillText("1", bx + 16, y0 + 6);
+      ctx.fillText("0.5", bx + 16, y0 + bh / 2);
+      ctx.fillText("0", bx + 16, y0 + bh - 6);
+      ctx.font = TITLE_FONT;
+      ctx.textAlign = "center";
+      ctx.save();
+      ctx.translate(bx + 54, y0 + bh / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText("attention weight", 0, 0);
+      ctx.restore();
+    } else {
+      var by = xTitleY + 22;
+      var bw = Math.max(120, Math.min(grid, 240));
+      var bx2 = x0;
+      for (s = 0; s < steps; s++) {
+        ctx.fillStyle = viridis(s / (steps - 1));
+        ctx.fillRect(bx2 + (s * bw) / steps, by, bw / steps + 1, 10);
+      }
+      ctx.strokeRect(bx2 + 0.5, by + 0.5, bw, 10);
+      ctx.font = LABEL_FONT;
+      ctx.fillStyle = fg;
+      ctx.textAlign = "center";
+      ctx.fillText("0", bx2 + 4, by + 20);
+      ctx.fillText("0.5", bx2 + bw / 2, by + 20);
+      ctx.fillText("1", bx2 + bw - 4, by + 20);
+      ctx.font = TITLE_FONT;
+      ctx.textAlign = "left";
+      ctx.fillText("attention weight", bx2 + bw + 8, by + 5);
+    }
+    return { x0: x0, y0: y0, cell: cell, T: T, width: width, height: height, every: every };
   }
 
   function explorer(root) {
@@ -939,6 +1241,8 @@
     prompts.forEach(function (p, i) {
       select.appendChild(el("option", { value: String(i), text: p.replace(/\n/g, "\u21b5 ") }));
     });
+    var own = el("option", { value: "own", text: "(your text)" });
+    select.appendChild(own);
     var text = el("textarea", { name: "prompt", rows: "2", spellcheck: "false" });
     text.value = prompts[0];
     var layer = el("select", { name: "layer" });
@@ -955,7 +1259,7 @@
       fillSelect(layer, m.config.n_layer);
       fillSelect(head, m.config.n_head);
     }, function () {});
-    var button = el("button", { type: "button", name: "show", className: "tinygpt-live-button", text: "Show attention" });
+    var button = makeButton("show", "Show attention");
     f.body.appendChild(
       el("div", { className: "tinygpt-live-controls" }, [
         field("Prompt", select, true),
@@ -966,33 +1270,119 @@
       ])
     );
     var canvas = el("canvas", { className: "tinygpt-live-heatmap", role: "img" });
-    var scroller = el("div", { className: "tinygpt-live-scroll", tabindex: "0" }, [canvas]);
-    f.output.appendChild(scroller);
-    scroller.hidden = true;
-    f.status.textContent = "Press Show attention (or change a setting) to run the model on the text.";
+    var scroller = el("div", {
+      className: "tinygpt-live-scroll",
+      tabindex: "0",
+      role: "region",
+      "aria-label": "Attention map (arrow keys move between cells)",
+    }, [canvas]);
+    var fade = el("div", { className: "tinygpt-live-fade", "aria-hidden": "true" });
+    var wrap = el("div", { className: "tinygpt-live-scrollwrap" }, [scroller, fade]);
+    var hint = el("p", { className: "tinygpt-live-legend tinygpt-live-hint", text: "Scroll sideways for the rest of the map." });
+    var readout = el("p", { className: "tinygpt-live-readout", "aria-live": "polite" });
+    f.output.appendChild(wrap);
+    f.output.appendChild(hint);
+    f.output.appendChild(readout);
+    wrap.hidden = true;
+    hint.hidden = true;
+    f.say("Press Show attention (or change a setting) to run the model on the text.", true);
 
-    var current = null; // {text, labels, att}
+    var current = null; // {text, labels, att, cut}
+    var geo = null;
+    var mark = null;
     var started = false;
     var busy = null;
+    var timer = null;
+
+    function syncChoice() {
+      var i = prompts.indexOf(text.value);
+      select.value = i >= 0 ? String(i) : "own";
+    }
+    function edges() {
+      var more = scroller.scrollWidth > scroller.clientWidth + 1;
+      hint.hidden = !more;
+      var atEnd = scroller.scrollLeft + scroller.clientWidth >= scroller.scrollWidth - 2;
+      fade.hidden = !more || atEnd;
+    }
+    scroller.addEventListener("scroll", edges);
+
+    function say(qk) {
+      if (!current || !qk) return;
+      var q = qk[0];
+      var k = qk[1];
+      var L = current.labels;
+      var w = current.weights[q * current.labels.length + k];
+      readout.textContent =
+        k > q
+          ? "'" + L[q] + "' \u2192 '" + L[k] + "': masked (a token cannot look at later ones)"
+          : "'" + L[q] + "' \u2192 '" + L[k] + "': " + w.toFixed(2);
+    }
+    function strongest(w, T) {
+      var parts = [];
+      for (var q = 0; q < T; q++) {
+        var best = 0;
+        for (var k = 1; k <= q; k++) if (w[q * T + k] > w[q * T + best]) best = k;
+        parts.push(current.labels[q] + " \u2192 " + current.labels[best]);
+      }
+      return parts.join("; ");
+    }
     function redraw() {
       if (!current) return;
       var T = current.labels.length;
       var l = Number(layer.value);
       var h = Number(head.value);
-      var w = current.att.weights(l, h);
-      scroller.hidden = false;
+      current.weights = current.att.weights(l, h);
+      wrap.hidden = false;
+      // The room the page gives, measured without the old map (which could widen its box).
+      canvas.style.display = "none";
       var avail = f.output.clientWidth || 600;
-      drawHeatmap(canvas, w, current.labels, "layer " + l + ", head " + h, avail);
+      canvas.style.display = "";
+      if (mark && (mark[0] >= T || mark[1] >= T)) mark = null;
+      geo = drawHeatmap(canvas, current.weights, current.labels, "layer " + l + ", head " + h, avail, mark);
       canvas.setAttribute(
         "aria-label",
-        "Attention of layer " + l + ", head " + h + " over " + T + " tokens: " + current.labels.join(" ")
+        "Attention of layer " + l + ", head " + h + " over " + T + " tokens. Each token attends most to: " +
+          strongest(current.weights, T) + "."
       );
+      edges();
+      if (mark) say(mark);
+      else if (!readout.textContent) readout.textContent = "Point at or tap a cell to read its weight.";
       f.setState("done");
-      f.status.textContent =
-        T + " token" + (T > 1 ? "s" : "") + "; row t shows how token t spreads its attention over tokens 0..t" +
-        (current.cut ? " (cut to the model\u2019s " + T + "-token window)" : "") + ".";
+      f.say(
+        (current.cut ? "First " + T + " tokens shown (the model\u2019s window)" : T + " token" + (T > 1 ? "s" : "")) +
+          "; row t shows how token t spreads its attention over tokens 0..t; grey cells are the future it cannot see.",
+        true
+      );
     }
+    function cellAt(ev) {
+      if (!geo) return null;
+      var r = canvas.getBoundingClientRect();
+      var k = Math.floor((ev.clientX - r.left - geo.x0) / geo.cell);
+      var q = Math.floor((ev.clientY - r.top - geo.y0) / geo.cell);
+      if (q < 0 || k < 0 || q >= geo.T || k >= geo.T) return null;
+      return [q, k];
+    }
+    function point(ev) {
+      var qk = cellAt(ev);
+      if (qk) say(qk);
+    }
+    canvas.addEventListener("pointermove", point);
+    canvas.addEventListener("pointerdown", point);
+    scroller.addEventListener("keydown", function (e) {
+      if (!current) return;
+      var T = current.labels.length;
+      var d = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[e.key];
+      if (!d) return;
+      e.preventDefault();
+      mark = mark ? [Math.min(T - 1, Math.max(0, mark[0] + d[0])), Math.min(T - 1, Math.max(0, mark[1] + d[1]))] : [0, 0];
+      redraw();
+      var x = geo.x0 + mark[1] * geo.cell;
+      if (x < scroller.scrollLeft || x + geo.cell > scroller.scrollLeft + scroller.clientWidth)
+        scroller.scrollLeft = Math.max(0, x - scroller.clientWidth / 2);
+    });
+
     function compute() {
+      clearTimeout(timer);
       started = true;
       var wanted = text.value;
       if (current && current.text === wanted) {
@@ -1004,9 +1394,11 @@
         return busy.promise;
       }
       busy = { again: false };
-      busy.promise = f.ensureLoaded().then(function (ok) {
+      f.busy = true;
+      busy.promise = f.ensureLoaded(button).then(function (ok) {
         if (!ok) {
           busy = null;
+          f.busy = false;
           return;
         }
         var W = state.manifest.config.block_size;
@@ -1015,50 +1407,63 @@
         gids = gids.slice(0, W);
         if (!gids.length) {
           busy = null;
+          f.busy = false;
           current = null;
-          scroller.hidden = true;
+          wrap.hidden = true;
+          hint.hidden = true;
+          readout.textContent = "";
           f.setState("done");
-          f.status.textContent = "Type some text.";
+          f.say("Type some text.");
           return;
         }
         f.clearError();
         f.setState("running");
-        f.status.textContent = "Running the model\u2026";
+        f.say("Running the model\u2026", true);
         return attention(toLocal(gids)).then(
           function (att) {
+            if (!current || current.text !== wanted) mark = null;
             current = { text: wanted, labels: tokenLabels(gids), att: att, cut: cutText };
             var again = busy.again;
             busy = null;
+            f.busy = false;
             redraw();
             if (again && text.value !== wanted) return compute();
           },
           function (err) {
             busy = null;
-            f.fail("Could not run the model: " + (err && err.message ? err.message : err));
+            f.busy = false;
+            f.fail("Could not run the model: " + errText(err));
           }
         );
       });
       return busy.promise;
     }
-    button.addEventListener("click", compute);
-    select.addEventListener("change", function () {
-      text.value = prompts[Number(select.value)];
+    /** Runs asked for by the prompt list or the text box wait 300 ms for the next keystroke. */
+    function later() {
+      clearTimeout(timer);
+      timer = setTimeout(compute, 300);
+    }
+    button.addEventListener("click", function () {
+      if (f.busy && !state.session) return; // loading already
       compute();
     });
-    var typing = null;
+    select.addEventListener("change", function () {
+      if (select.value === "own") return;
+      text.value = prompts[Number(select.value)];
+      later();
+    });
     text.addEventListener("input", function () {
-      if (!started) return;
-      clearTimeout(typing);
-      typing = setTimeout(compute, 400);
+      syncChoice();
+      if (started) later();
     });
     text.addEventListener("change", function () {
-      clearTimeout(typing);
-      compute();
+      syncChoice();
+      later();
     });
     [layer, head].forEach(function (s) {
       s.addEventListener("change", function () {
         if (current && current.text === text.value) redraw();
-        else compute();
+        else later();
       });
     });
     // The labels take the theme's text colour: draw again when the reader switches theme.
@@ -1067,13 +1472,18 @@
         attributes: true,
         attributeFilter: ["data-theme"],
       });
+    // Fit the map again when the page's width changes (once the resizing settles).
     var lastWidth = 0;
+    var resizing = null;
     window.addEventListener("resize", function () {
-      var w = f.output.clientWidth;
-      if (current && Math.abs(w - lastWidth) > 20) {
-        lastWidth = w;
-        redraw();
-      }
+      clearTimeout(resizing);
+      resizing = setTimeout(function () {
+        var w = f.output.clientWidth;
+        if (current && w > 0 && Math.abs(w - lastWidth) > 20) {
+          lastWidth = w;
+          redraw();
+        }
+      }, 150);
     });
   }
 
