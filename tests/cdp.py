@@ -19,19 +19,19 @@ from pathlib import Path
 
 from tornado.websocket import websocket_connect  # installed with Jupyter's kernel
 
-FLAGS = [
-    "--headless=new",
+# A quiet, isolated Chromium: no sandbox (containers), no GPU, no first-run or background
+# traffic, and no name resolves, so nothing outside the machine can be reached.
+ISOLATED = [
     "--no-sandbox",
     "--disable-gpu",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--host-resolver-rules=MAP * ~NOTFOUND",  # nothing outside the machine can be reached
-    "--hide-scrollbars",
-    "--remote-debugging-port=0",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+    "--host-resolver-rules=MAP * ~NOTFOUND",
 ]
+FLAGS = ["--headless=new", *ISOLATED, "--hide-scrollbars", "--remote-debugging-port=0"]
 
 
 # What the book's theme (pydata-sphinx-theme) logs on a first visit, when no light or dark mode

@@ -69,20 +69,14 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import bs4  # installed with nbconvert and the book theme
 import pytest
+from cdp import ISOLATED, Page
 from sphinx_external_toc.parsing import parse_toc_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROME_FLAGS = [
     "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    *ISOLATED,
     "--virtual-time-budget=10000",
     "--enable-logging=stderr",  # the page's console, where an uncaught error is reported
     "--v=0",
@@ -1274,8 +1268,6 @@ def live_reference():
 @pytest.fixture(scope="module")
 def live_page(browser, html_root):
     """One tab on Chapter 7, its live model loaded (once: the tests below share it)."""
-    from cdp import Page
-
     page = Page(browser)
     page.goto((html_root / "book" / "07_sampling.html").as_uri())
     page.eval("tinygptLive.load()")
@@ -1449,7 +1441,6 @@ def test_live_explorer_draws_the_models_attention(docname, browser, html_root, l
     """The explorer computes every layer's and head's map in the page (equal to PyTorch's
     attention_maps on the same weights) and draws it, only once the reader asks."""
     import torch
-    from cdp import Page
 
     from tinygpt.book.probes import attention_maps
     from tinygpt.tokenizer import gpt2_encoding
@@ -1488,8 +1479,6 @@ def test_live_explorer_draws_the_models_attention(docname, browser, html_root, l
 def test_live_box_on_the_landing_page_continues_a_line(width, browser, html_root):
     """The first thing a visitor can touch: type a line, press Continue, the model continues it
     in the page; nothing is fetched from outside the book, no error, no page wider than a phone."""
-    from cdp import Page
-
     root = ".tinygpt-live[data-widget='continue']"
     with Page(browser, width=width, height=844 if width == PHONE else 900) as page:
         page.goto((html_root / "book" / "intro.html").as_uri())
