@@ -933,8 +933,8 @@
       className: "tinygpt-live-legend",
       text:
         "Temperature 0 is greedy decoding. Top-k 0, top-p 1 and a repetition penalty of 1 switch that " +
-        "setting off. Under each text, the Python call that writes the same text (with the page\u2019s " +
-        "random numbers, uniforms(seed)).",
+        "setting off. Under each text, the Python call that writes the same text: live is section " +
+        "7.9\u2019s TextGenerator of this model, and uniforms(seed) the page\u2019s random numbers.",
     });
     f.body.appendChild(controls);
     f.body.appendChild(legend);
@@ -972,11 +972,17 @@
         ", repetition_penalty=" + pyFloat(v.repetitionPenalty) + ")";
       var p = v.prompt.length <= 60 ? pyString(v.prompt) : "prompt";
       return (
-        "generator(" + p + ", " + v.n + ", " + cfg +
+        "live(" + p + ", " + v.n + ", " + cfg +
         (v.temperature === 0 ? "" : ", uniform_stream=uniforms(" + v.seed + ")") + ")"
       );
     }
-    f.say("Press Generate to run the model (it loads once, about 20 MB).", true);
+    f.say("Press Generate to run the model (it loads once).", true);
+    loadManifest().then(function (m) {
+      if (root.getAttribute("data-state") !== "idle") return; // the reader was quicker
+      var mb = fmtMB(m.model.bytes + m.wasm.bytes);
+      f.say("Press Generate to run the model (it loads once: " + mb + " MB, the model and " +
+        "its WebAssembly runtime).", true);
+    }, function () {});
 
     button.addEventListener("click", function () {
       startOrStop(f, button, function () {
