@@ -9,8 +9,8 @@ where ``keys``/``values`` hold the P cached positions followed by the T new ones
 fed back, and ``attention`` holds every layer's attention weights (what the book's attention
 explorer draws; a caller that asks only for the other outputs never reads them). The first
 call passes an empty past (P = 0) and the prompt; every later call passes one token, so each new
-token costs one position. Attention is the package's own (``eager``) path:
-PyTorch's fused kernel decides on causality with a Python ``bool`` that an exported graph with a
+token costs one position. Attention is the package's own (``eager``) path: the fast path hands
+PyTorch's fused kernel ``is_causal=(T == T_k)``, a Python ``bool`` that an exported graph with a
 symbolic length cannot hold.
 
 ``half_weights`` stores the large weight matrices in float16 (half the file) with a cast to
@@ -102,12 +102,6 @@ class CachedStep(nn.Module):
         return logits, keys, values, torch.stack(weights)  # attention (L, B, nh, T, P+T)
 
 
-def empty_past(model: GPT, batch_size: int = 1) -> torch.Tensor:
-    """A cache holding no position yet: (L, B, nkv, 0, hs)."""
-    c = model.config
-    return torch.zeros(c.n_layer, batch_size, c.kv_heads, 0, c.head_size)
-
-
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
     """Silence the exporter's notes that concern other models (torchvision's operators, a
@@ -188,13 +182,13 @@ def half_rounded(model: GPT) -> GPT:
     return rounded
 
 
-def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str) -> dict:
+def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str, label: str = "") -> dict:
     """What a page needs beside the graph: the sizes, and the vocabulary as GPT-2 ids.
 
     ``vocab`` is the checkpoint's ``RestrictedVocab`` (or None for all of GPT-2): ``kept[i]`` is
     the GPT-2 id of local id i, ``unk`` the bucket every other GPT-2 id falls into (a sampler never
     picks it) and ``eot`` the local id of ``<|endoftext|>``, where a sample stops (None when the
-    vocabulary lacks it)."""
+    vocabulary lacks it). ``label`` is what the page calls the model."""
     c = model.config
     eot = 50256
     if vocab is None:
@@ -207,11 +201,12 @@ def page_manifest(model: GPT, vocab, source_sha256: str, onnx_sha256: str) -> di
         "config": {
             "n_layer": c.n_layer, "n_head": c.n_head, "n_kv_head": c.kv_heads,
             "head_size": c.head_size, "block_size": c.block_size, "vocab_size": c.vocab_size,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": model.num_parameters(),
         },
         "vocab": words,
         "source_sha256": source_sha256,
         "onnx_sha256": onnx_sha256,
+        "label": label,
     }  # fmt: skip
 
 
@@ -268,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         vocab = RestrictedVocab.from_state(state) if state is not None else None
         sha = hashlib.sha256(source.read_bytes()).hexdigest()
         size = export_onnx(model, out, half_weights=True, source=sha)
-        manifest = page_manifest(model, vocab, sha, hashlib.sha256(out.read_bytes()).hexdigest())
-        manifest["label"] = args.label
+        onnx_sha = hashlib.sha256(out.read_bytes()).hexdigest()
+        manifest = page_manifest(model, vocab, sha, onnx_sha, args.label)
         with files.atomic_path(out.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(manifest, separators=(",", ":")) + "\n")
     except (ckpt.CheckpointError, OSError) as err:
