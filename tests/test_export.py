@@ -81,6 +81,21 @@ def test_the_file_names_its_source_and_has_the_steps_inputs(exported):
     ]
 
 
+def test_the_file_says_nothing_about_the_machine_that_wrote_it(exported, tmp_path):
+    """No stack traces or source paths in the graph: the same weights exported from another
+    checkout (here: again, to another folder) give the same bytes."""
+    from pathlib import Path
+
+    model, path = exported
+    data = path.read_bytes()
+    assert str(Path(export.__file__).parent).encode() not in data
+    assert all(not node.metadata_props for node in onnx.load(str(path)).graph.node)
+    again = tmp_path / "elsewhere" / "model.onnx"
+    again.parent.mkdir()
+    export.export_onnx(model, again, half_weights=False, source="abc")
+    assert again.read_bytes() == data
+
+
 def test_attention_output_equals_each_layers_weights(exported):
     """The prompt's attention (no past) equals attention_maps; a cached step's row equals the
     last row of the whole text's weights."""

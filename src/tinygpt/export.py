@@ -142,6 +142,7 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
             dynamic_shapes={"idx": {1: T}, "past_keys": {3: P}, "past_values": {3: P}},
         )  # fmt: skip
     proto = program.model_proto
+    drop_trace_metadata(proto)
     if half_weights:
         store_weights_in_half(proto)
     if source:
@@ -149,6 +150,15 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
     with files.atomic_path(Path(path)) as tmp:
         onnx.save(proto, tmp)
     return Path(path).stat().st_size
+
+
+def drop_trace_metadata(proto) -> None:
+    """Remove what the exporter records about where each node came from (Python stack traces,
+    module paths): a tenth of a small model's file, naming the folder it was exported from, so
+    the same weights exported from two checkouts would give two different files."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
 
 
 def store_weights_in_half(proto) -> int:
