@@ -93,8 +93,15 @@ assets/static/.stamp: assets/package.json assets/package-lock.json $(LIVE_INPUTS
 
 assets: assets/static/.stamp
 
+# Sphinx copies the static files only when it writes a page, and never deletes one: when they
+# changed (a new model is cut into other chunks, the theme's scripts), write the HTML afresh
+# (seconds; the parsed pages are kept)
+HTML_STATIC = assets/static/.stamp $(shell find book/_theme -type f)
 book: install assets
+	@if [ ! -e _build/html/.static-stamp ] || \
+	  [ -n "$$(find $(HTML_STATIC) -newer _build/html/.static-stamp)" ]; then rm -rf _build/html; fi
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	touch _build/html/.static-stamp
 	@echo
 	@echo "The book is built. Open file://$(CURDIR)/_build/html/index.html"
 
