@@ -154,8 +154,8 @@ def export_onnx(model: GPT, path: str | Path, half_weights: bool = True, source:
 
 def drop_trace_metadata(proto) -> None:
     """Remove what the exporter records about where each node came from (Python stack traces,
-    module paths): a tenth of a small model's file, naming the folder it was exported from, so
-    the same weights exported from two checkouts would give two different files."""
+    module paths; a tenth of the book's model's file): it names the folder it ran in, so the
+    same weights exported from two checkouts would give two different files."""
     for node in proto.graph.node:
         del node.metadata_props[:]
         node.doc_string = ""
