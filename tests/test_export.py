@@ -136,11 +136,16 @@ def test_half_weights_halve_the_file_and_match_the_rounded_model(tmp_path):
         assert np.abs(got - rounded[2 + step].numpy()).max() < 1e-4
 
 
-@pytest.mark.parametrize("case", ["missing checkpoint", "no arguments", "unknown flag"])
+CASES = ["missing checkpoint", "not a checkpoint", "no arguments", "unknown flag"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys):
     out = tmp_path / "model.onnx"
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
     argv = {
         "missing checkpoint": [str(tmp_path / "no-run" / "best.safetensors"), str(out)],
+        "not a checkpoint": [str(tmp_path / "notes.txt"), str(out)],
         "no arguments": [],
         "unknown flag": [str(tmp_path), str(out), "--lable", "x"],
     }[case]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import sys
@@ -246,7 +245,9 @@ def model_from_onnx(path: str | Path) -> GPT:
 def main(argv: list[str] | None = None) -> int:
     from tinygpt import checkpoint as ckpt
     from tinygpt import files
+    from tinygpt.cli import describe_error
     from tinygpt.cli_common import Parser, UsageError
+    from tinygpt.data import sha256_of
     from tinygpt.runs import model_from_checkpoint
     from tinygpt.vocab import RestrictedVocab
 
@@ -258,28 +259,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="", help="what the page calls the model")
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except UsageError as err:
-        print(
-            f"tinygpt: error: {err} (usage: {parser.format_usage()[7:].strip()})", file=sys.stderr
-        )
-        return 2
-    source, out = args.checkpoint, args.out
-    if source.is_dir():  # a run folder: its best model
-        source = source / "best.safetensors"
-    try:
+        source, out = args.checkpoint, args.out
+        if source.is_dir():  # a run folder: its best model
+            source = source / "best.safetensors"
         saved = ckpt.load(source)
         model = model_from_checkpoint(saved)
         state = saved.meta.get("vocab")
         vocab = RestrictedVocab.from_state(state) if state is not None else None
-        sha = hashlib.sha256(source.read_bytes()).hexdigest()
+        sha = sha256_of(source)
         size = export_onnx(model, out, half_weights=True, source=sha)
-        onnx_sha = hashlib.sha256(out.read_bytes()).hexdigest()
-        manifest = page_manifest(model, vocab, sha, onnx_sha, args.label)
+        manifest = page_manifest(model, vocab, sha, sha256_of(out), args.label)
         with files.atomic_path(out.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(manifest, separators=(",", ":")) + "\n")
-    except (ckpt.CheckpointError, OSError) as err:
-        print(f"tinygpt: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("tinygpt: error: interrupted; run the export again", file=sys.stderr)
+        return 130
+    except Exception as err:  # the same one line as `tinygpt`'s, for the same error
+        message, status = describe_error(err)
+        if isinstance(err, UsageError):
+            message += f" (usage: {parser.format_usage()[7:].strip()})"
+        print(f"tinygpt: error: {message}", file=sys.stderr)
+        return status
     print(f"{out}: {size / 1e6:.1f} MB, from {source.name} (sha256 {sha[:12]}…)")
     return 0
 
